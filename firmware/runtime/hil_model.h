@@ -1,0 +1,44 @@
+/*
+ * The interface between the board-independent runtime and one generated model.
+ *
+ * The code generator (hil/codegen.py + firmware/templates/) emits one C file that defines
+ * everything below. The runtime never knows which model it runs: it times the layers one by
+ * one through hil_model_layers[] and moves input/output bytes through the descriptors.
+ */
+#ifndef HIL_MODEL_H
+#define HIL_MODEL_H
+
+#include <stdint.h>
+
+/* Element type codes of an I/O tensor, as the host protocol reports them. */
+enum hil_dtype {
+    HIL_DTYPE_INT8 = 0,
+    HIL_DTYPE_UINT8 = 1,
+    HIL_DTYPE_INT16 = 2,
+    HIL_DTYPE_INT32 = 3,
+    HIL_DTYPE_FLOAT32 = 4,
+};
+
+/* One graph input or output: where its bytes live on the device (inside the arena or in a
+ * dedicated buffer for float edges) and how many there are. */
+typedef struct {
+    void *data;
+    uint32_t bytes;
+    uint8_t dtype; /* enum hil_dtype */
+} hil_io_t;
+
+/* One layer (operator) of the model; the runtime calls them in order. */
+typedef void (*hil_layer_fn)(void);
+
+extern const hil_io_t hil_model_inputs[];
+extern const uint32_t hil_model_num_inputs;
+extern const hil_io_t hil_model_outputs[];
+extern const uint32_t hil_model_num_outputs;
+extern const hil_layer_fn hil_model_layers[];
+extern const uint32_t hil_model_num_layers;
+/* Size of the static activation arena in bytes (reported to the host as a cross-check). */
+extern const uint32_t hil_model_arena_bytes;
+/* 32-bit hash of the generated source, so the host can tell it talks to the image it built. */
+extern const uint32_t hil_model_id;
+
+#endif /* HIL_MODEL_H */

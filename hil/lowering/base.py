@@ -1,0 +1,39 @@
+"""What a per-op lowering gives the code generator: C statements, constant arrays, MACs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class CArray:
+    """A constant array the generated C file defines `static const` (so it lands in flash)."""
+
+    name: str
+    ctype: str  # "int8_t", "int32_t", "int16_t", "uint8_t", "float"
+    data: np.ndarray
+
+
+@dataclass
+class LoweredOp:
+    """One operator as C: the statements that run it and the constants they use."""
+
+    call: str
+    constants: list[CArray] = field(default_factory=list)
+    macs: int = 0
+
+
+@dataclass
+class LowerContext:
+    """How a lowering refers to tensors and names its constants without knowing the layout.
+
+    `tensor_ref(i)` returns a C pointer expression for tensor i (arena offset for activations,
+    the array name for constants); `prefix` is unique per operator (e.g. "l3") so constant names
+    never collide.
+    """
+
+    tensor_ref: Callable[[int], str]
+    prefix: str

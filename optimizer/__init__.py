@@ -1,0 +1,1 @@
+"""The search: search spaces, ARS-MOBOpt and baselines, and the candidate factory."""
