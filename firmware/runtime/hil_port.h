@@ -23,6 +23,13 @@ uint8_t hil_port_getc(void);
 /* Wait until every byte written so far has left the UART (before a reset or exit). */
 void hil_port_flush(void);
 
+/* (Re)start the time counter: the runtime calls this right before each timed inference.
+ * A counter that can be restarted (SysTick, DWT CYCCNT) restarts here, so every inference
+ * starts at the same phase of the counter's tick and an instruction-counting emulator
+ * (QEMU -icount) gives identical counts for identical work. A free-running timer that
+ * cannot be restarted may do nothing. */
+void hil_port_time_start(void);
+
 /* Monotonic 32-bit time counter in board counts (see hil_port_counts_per_second).
  * It must not wrap during one inference of any model that fits the board. */
 uint32_t hil_port_time_now(void);

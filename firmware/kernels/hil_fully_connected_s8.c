@@ -1,0 +1,31 @@
+/* FULLY_CONNECTED, int8 activations and int8 weights (TFLite reference semantics). The host
+ * passes one multiplier/shift per output (repeated when the model is per-tensor). TFLite
+ * requantizes fully connected layers with a single rounding step (checked bit-exact against
+ * the reference interpreter on per-tensor and per-channel models; the double rounding of the
+ * convolutions is 1 LSB off on ties). */
+#include "hil_kernels_conv.h"
+#include "hil_quant.h"
+
+void hil_fully_connected_s8(const hil_fc_params_t *p, const int8_t *input, const int8_t *weights,
+                            const int32_t *bias, const int32_t *out_mult,
+                            const int32_t *out_shift, int8_t *output)
+{
+    const int32_t in_n = p->in_n, out_n = p->out_n, in_zp = p->in_zp;
+
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in = input + b * in_n;
+        int8_t *out = output + b * out_n;
+        for (int32_t o = 0; o < out_n; ++o) {
+            const int8_t *w = weights + o * in_n;
+            int32_t acc = 0;
+            for (int32_t i = 0; i < in_n; ++i) {
+                acc += ((int32_t)in[i] - in_zp) * (int32_t)w[i];
+            }
+            if (bias != 0) {
+                acc += bias[o];
+            }
+            acc = hil_requantize_single_round(acc, out_mult[o], out_shift[o]) + p->out_zp;
+            out[o] = (int8_t)hil_clamp_s32(acc, p->act_min, p->act_max);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+"""The `hil` command line: profile a model on a board, list boards, plus plug-in subcommands.
+
+Exit codes (stable, for CI):
+  0  profiled; outputs match the reference and every budget holds
+  1  an error stopped the run (bad model, build or target failure, ...): message on stderr
+  2  bad command line (argparse)
+  3  a budget (--max-latency-ms, --max-ram-kb, --max-flash-kb) is exceeded
+  4  the device's outputs differ from the TFLite reference by more than 1 LSB
+  5  the model does not fit the board's flash or RAM
+  130 interrupted (Ctrl-C)
+When outputs disagree and a budget is exceeded too, 4 wins: a wrong model is worse than a slow one.
+
+Heavy modules (numpy, TensorFlow's interpreter, the build) are imported only by the subcommand
+that needs them, so `hil boards` and `hil --help` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hil.errors import HilError, ModelTooLargeError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_BUDGET = 3
+EXIT_MISMATCH = 4
+EXIT_TOO_LARGE = 5
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """exit codes: 0 ok, 1 error, 2 usage, 3 budget exceeded, 4 outputs differ from the
+reference by more than 1 LSB, 5 model does not fit the board, 130 interrupted"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _stdout_console() -> Console:
+    """A terminal keeps its width; a pipe or file gets wide lines instead of rich's 80 columns."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from hil.profile import profile
+    from hil.reference import load_npy_inputs
+
+    inputs = load_npy_inputs(args.input, args.model) if args.input else None
+    budgets = {
+        "max_latency_ms": args.max_latency_ms,
+        "max_ram_kb": args.max_ram_kb,
+        "max_flash_kb": args.max_flash_kb,
+    }
+    report = profile(
+        args.model,
+        args.board,
+        runs=args.runs,
+        warmup=args.warmup,
+        inputs=inputs,
+        seed=args.seed,
+        budgets=budgets,
+        progress=not args.quiet,
+    )
+    if args.json == "-":
+        sys.stdout.write(report.to_json() + "\n")
+    elif args.json:
+        try:
+            Path(args.json).write_text(report.to_json() + "\n")
+        except OSError as exc:
+            raise HilError(f"cannot write the JSON report to {args.json}: {exc}") from exc
+    if not args.quiet and args.json != "-":
+        report.print(_stdout_console())
+    err = Console(stderr=True)
+    if not report.outputs_match:
+        err.print(
+            f"[red]outputs differ from the TFLite reference by up to {report.max_abs_diff:g} LSB "
+            f"(limit 1): the generated model is wrong[/]"
+        )
+        return EXIT_MISMATCH
+    over = [v for v in report.budgets if not v.ok]
+    for v in over:
+        err.print(f"[red]over budget: {v.name} {v.measured:.3f} {v.unit} > {v.limit:g} {v.unit}[/]")
+    return EXIT_BUDGET if over else EXIT_OK
+
+
+def _cmd_boards(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from hil.boards import list_boards
+
+    table = Table(title="boards")
+    for name in ("name", "core", "clock", "flash", "RAM", "runs on", "timing", "stands in for"):
+        table.add_column(name, justify="right" if name in ("clock", "flash", "RAM") else "left")
+    for b in list_boards():
+        where = f"{b.run.kind} {b.run.machine}" if b.run.machine else b.run.kind
+        table.add_row(
+            b.name,
+            b.core,
+            f"{b.clock_hz / 1e6:g} MHz",
+            f"{b.flash_bytes // 1024:,} KiB",
+            f"{b.ram_bytes // 1024:,} KiB",
+            where,
+            b.timing_source,
+            b.stands_in_for or "-",
+        )
+    _stdout_console().print(table)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, plug-in subcommands from the `hil.commands` entry points included."""
+    parser = argparse.ArgumentParser(
+        prog="hil",
+        description="Profile int8 TFLite models on Cortex-M boards or their QEMU stand-ins.",
+        epilog=_EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "profile",
+        help="measure latency, RAM, flash and correctness of a .tflite on a board",
+        description="Import, plan, generate C, build, run on the board (or QEMU) and compare "
+        "its outputs with the TFLite reference interpreter.",
+        epilog=_EPILOG,
+    )
+    p.add_argument("model", metavar="MODEL.tflite", help="int8 TFLite model")
+    p.add_argument("--board", default="qemu-m4", help="board name (see `hil boards`)")
+    p.add_argument("--runs", type=_positive_int, default=10, help="measured runs (median)")
+    p.add_argument("--warmup", type=_non_negative_int, default=1, help="unmeasured runs first")
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="X.npy",
+        help="input array, one per model input in order (default: seeded random inputs)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-': stdout)")
+    p.add_argument("--max-latency-ms", type=_positive_float, metavar="X", help="latency budget")
+    p.add_argument("--max-ram-kb", type=_positive_float, metavar="Y", help="RAM budget in KiB")
+    p.add_argument("--max-flash-kb", type=_positive_float, metavar="Z", help="flash budget, KiB")
+    p.add_argument("--quiet", action="store_true", help="no progress and no table")
+    p.set_defaults(func=_cmd_profile)
+
+    b = sub.add_parser("boards", help="list the boards the bench knows")
+    b.set_defaults(func=_cmd_boards)
+
+    for ep in entry_points(group="hil.commands"):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken plug-in must not take the built-in commands down
+            print(f"warning: skipping plug-in command {ep.name!r}: {exc}", file=sys.stderr)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ModelTooLargeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TOO_LARGE
+    except HilError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

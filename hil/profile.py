@@ -1,0 +1,264 @@
+"""`hil.profile`: the one entry point that turns a .tflite and a board into a `Report`.
+
+import -> plan -> fit check -> generate -> build (cached) -> run on the target -> compare with
+the TFLite reference -> Report. The CLI, CI guards and the optimizer all come through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hil.errors import HilError, ModelTooLargeError, TargetError
+from hil.report import Budgets, LayerReport, Report
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from hil.boards import Board
+    from hil.codegen import GeneratedProject
+    from hil.graph import Graph
+    from hil.link import RunResult
+    from hil.planner import ArenaPlan
+
+ModelSource = str | Path | bytes
+
+#: Instructions per second QEMU reaches at worst on a loaded host, for the target timeout.
+_SLOWEST_IPS = 20e6
+#: Instructions per MAC of the slowest kernels (reference-style loops on a Cortex-M0).
+_WORST_INSTRUCTIONS_PER_MAC = 40
+_BASE_TIMEOUT_S = 20.0
+
+
+def profile(
+    model: ModelSource,
+    board: str | Board = "qemu-m4",
+    *,
+    runs: int = 10,
+    warmup: int = 1,
+    inputs: list[np.ndarray] | None = None,
+    seed: int = 0,
+    budgets: Budgets | Mapping[str, float | None] | None = None,
+    progress: bool = True,
+) -> Report:
+    """Measure `model` on `board`: latency, flash, RAM and correctness against TFLite.
+
+    `inputs` (one array per model input) default to seeded random data over each input's
+    range. `budgets` (Budgets or a dict of max_latency_ms / max_ram_kb / max_flash_kb) only
+    produce verdicts in the report; raising or exiting on them is the caller's choice.
+    Raises a HilError subclass for anything that stops the measurement.
+    """
+    from hil import reference
+    from hil.boards import load_board
+    from hil.build import build, cache_dir
+    from hil.codegen import generate
+    from hil.importer import load_tflite, load_tflite_bytes
+    from hil.measure import compare_outputs, convert_counts, elf_sizes, latency
+    from hil.planner import plan
+
+    if runs < 1:
+        raise HilError(f"runs must be at least 1, got {runs}")
+    if warmup < 0:
+        raise HilError(f"warmup must be 0 or more, got {warmup}")
+    limits = _budgets(budgets)
+    steps = _Steps(progress)
+    target_board = board if not isinstance(board, str) else load_board(board)
+
+    with steps("import"):
+        if isinstance(model, bytes | bytearray):
+            model_bytes = bytes(model)
+            graph = load_tflite_bytes(model_bytes, name="model")
+        else:
+            graph = load_tflite(model)
+            model_bytes = Path(model).read_bytes()
+        arena = plan(graph)
+        check_fit(graph, arena, target_board)
+        if inputs is None:
+            inputs = reference.random_inputs(model_bytes, seed)
+        else:
+            inputs = reference.check_inputs(reference.input_specs(model_bytes), list(inputs))
+
+    digest = hashlib.sha256(model_bytes).hexdigest()[:16]
+    with steps("generate"):
+        project = generate(
+            graph, arena, cache_dir() / "projects" / f"{digest}", model_name=graph.name
+        )
+    with steps(f"build for {target_board.name}"):
+        built = build(project.out_dir, target_board)
+    sizes = elf_sizes(built.elf)
+
+    with steps(f"run on {target_board.name}"):
+        device = _run_on_target(target_board, built.elf, project, inputs, runs, warmup)
+    with steps("reference"):
+        expected = reference.reference_outputs(model_bytes, inputs)
+    comparison = compare_outputs(device.outputs, expected, _output_lsbs(graph))
+
+    lat = latency(
+        device.result.counts,
+        target_board.timing_source,
+        device.counts_per_second,
+        target_board.clock_hz,
+        target_board.stands_in_for or target_board.name,
+    )
+    layer_counts = [
+        convert_counts(
+            c, target_board.timing_source, device.counts_per_second, target_board.clock_hz
+        )[0]
+        for c in device.result.layer_counts
+    ]
+    layers = [
+        LayerReport(info.index, info.op, info.output_shape, info.macs, counts)
+        for info, counts in zip(project.layers, layer_counts, strict=True)
+    ]
+    ram = sizes.static_ram_bytes + device.result.stack_bytes
+    return Report(
+        board=target_board.name,
+        model=graph.name,
+        timing_source=target_board.timing_source,
+        timing_note=lat.note,
+        latency_counts=lat.counts,
+        latency_ms=lat.ms,
+        runs=runs,
+        warmup=warmup,
+        flash_bytes=sizes.flash_bytes,
+        ram_bytes=ram,
+        static_ram_bytes=sizes.static_ram_bytes,
+        arena_bytes=arena.arena_bytes,
+        stack_bytes=device.result.stack_bytes,
+        macs=project.macs,
+        params=project.params,
+        outputs_exact_rate=comparison.exact_rate,
+        max_abs_diff=comparison.max_abs_diff,
+        layers=layers,
+        budgets=limits.verdicts(lat.ms, ram, sizes.flash_bytes),
+        latency_counts_per_run=lat.per_run,
+        build_seconds=built.seconds,
+        cached=built.cached,
+        model_id=project.model_id,
+        board_flash_bytes=target_board.flash_bytes,
+        board_ram_bytes=target_board.ram_bytes,
+    )
+
+
+def check_fit(graph: Graph, arena: ArenaPlan, board: Board) -> None:
+    """Refuse, before any build, a model whose weights or activations alone exceed the board.
+
+    This is a lower bound (runtime code, stack and kernel buffers come on top); the linker
+    catches the rest with the exact figure.
+    """
+    weights = sum(t.nbytes for t in graph.tensors if t.is_constant)
+    problems = []
+    if weights > board.flash_bytes:
+        problems.append(
+            f"{weights / 1024:,.1f} KiB of weights but {board.name} has "
+            f"{board.flash_bytes / 1024:,.0f} KiB of flash"
+        )
+    if arena.arena_bytes > board.ram_bytes:
+        problems.append(
+            f"a {arena.arena_bytes / 1024:,.1f} KiB activation arena but {board.name} has "
+            f"{board.ram_bytes / 1024:,.0f} KiB of RAM"
+        )
+    if problems:
+        raise ModelTooLargeError(
+            f"model {graph.name!r} does not fit: it needs {' and '.join(problems)}. "
+            "Choose a larger board (`hil boards`) or a smaller model."
+        )
+
+
+def _budgets(value: Budgets | Mapping[str, float | None] | None) -> Budgets:
+    try:
+        return Budgets.coerce(value)
+    except (TypeError, ValueError) as exc:
+        raise HilError(f"bad budgets: {exc}") from exc
+
+
+def _output_lsbs(graph: Graph) -> list[float | None]:
+    """Per graph output, the step that one LSB stands for in a float output (else None).
+
+    A float32 output is the DEQUANTIZE of an int8 tensor; its difference is counted in steps
+    of that tensor's scale, so "1 LSB" means the same for int8 and float outputs.
+    """
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    lsbs: list[float | None] = []
+    for t in graph.outputs:
+        tensor = graph.tensor(t)
+        op = producer.get(t)
+        if tensor.dtype == "float32" and op is not None and op.op == "DEQUANTIZE":
+            q = graph.tensor(op.inputs[0]).quant
+            lsbs.append(float(q.scale[0]) if q is not None else None)
+        else:
+            lsbs.append(None)
+    return lsbs
+
+
+@dataclass(frozen=True)
+class _DeviceRun:
+    """What one session on the target gave back."""
+
+    result: RunResult
+    outputs: list[np.ndarray]
+    counts_per_second: int
+
+
+def _run_on_target(
+    board: Board,
+    elf: Path,
+    project: GeneratedProject,
+    inputs: list[np.ndarray],
+    runs: int,
+    warmup: int,
+) -> _DeviceRun:
+    """Start the target with `elf`, check it runs this model, feed inputs, run, read outputs."""
+    from hil.link import DeviceLink
+    from hil.targets import open_target
+
+    # The link's timeout bounds one inference (and every other request).
+    timeout = _BASE_TIMEOUT_S + project.macs * _WORST_INSTRUCTIONS_PER_MAC / _SLOWEST_IPS
+    with (
+        open_target(board).session(elf) as url,
+        DeviceLink(url, timeout=timeout, baudrate=board.serial.baudrate) as link,
+    ):
+        info = link.expect_model(project.model_id)
+        for i, x in enumerate(inputs):
+            link.write_input(i, np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes())
+        result = link.run(runs, warmup)
+        if not result.inputs_intact:
+            raise TargetError(
+                "the model overwrote its own inputs while running on the target, so repeated "
+                "runs did not see the same data: an arena planning or kernel bug"
+            )
+        outputs = [
+            np.frombuffer(link.read_output(i), np.dtype(io.dtype).newbyteorder("<")).reshape(
+                io.shape
+            )
+            for i, io in enumerate(project.outputs)
+        ]
+    return _DeviceRun(result, outputs, info.counts_per_second)
+
+
+class _Steps:
+    """Progress for the slow steps: a spinner while one runs, a line with its time after."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._console: Console | None = None
+        if enabled:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        if self._console is None:
+            yield
+            return
+        start = time.perf_counter()
+        with self._console.status(f"{what} ..."):
+            yield
+        self._console.print(f"[dim]{what}: {time.perf_counter() - start:.1f} s[/]")

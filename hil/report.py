@@ -1,0 +1,204 @@
+"""The result of one profiling run: figures, per-layer breakdown, budget verdicts; JSON and table.
+
+`Report` is what `hil.profile` returns, what `hil profile --json` writes and what the optimizer
+reads its objectives from, so its field names are a public contract (see `to_dict`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from hil.measure import MAX_LSB_DIFF
+
+KIB = 1024
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer: its op, output shape, MACs and the counts it took in the last measured run.
+
+    `counts` is in the report's latency unit (instructions, cycles or ticks).
+    """
+
+    index: int
+    op: str
+    shape: tuple[int, ...]
+    macs: int
+    counts: int
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits a user sets (CI guard). None means no limit; KiB are 1024 bytes."""
+
+    max_latency_ms: float | None = None
+    max_ram_kb: float | None = None
+    max_flash_kb: float | None = None
+
+    @classmethod
+    def coerce(cls, value: Budgets | Mapping[str, float | None] | None) -> Budgets:
+        """Accept a Budgets, a dict with the same keys, or None (no limits)."""
+        if value is None:
+            return cls()
+        if isinstance(value, Budgets):
+            return value
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown budget(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(value))
+
+    def verdicts(self, latency_ms: float, ram_bytes: int, flash_bytes: int) -> list[BudgetVerdict]:
+        """One verdict per limit that is set."""
+        checks = [
+            ("latency", self.max_latency_ms, latency_ms, "ms"),
+            ("ram", self.max_ram_kb, ram_bytes / KIB, "KiB"),
+            ("flash", self.max_flash_kb, flash_bytes / KIB, "KiB"),
+        ]
+        return [
+            BudgetVerdict(name, float(limit), float(measured), unit, measured <= limit)
+            for name, limit, measured, unit in checks
+            if limit is not None
+        ]
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    name: str
+    limit: float
+    measured: float
+    unit: str
+    ok: bool
+
+
+@dataclass
+class Report:
+    """Everything one `hil.profile` call measured (definitions in DESIGN.md)."""
+
+    board: str
+    model: str
+    timing_source: str
+    timing_note: str
+    latency_counts: int
+    latency_ms: float
+    runs: int
+    warmup: int
+    flash_bytes: int
+    ram_bytes: int
+    static_ram_bytes: int
+    arena_bytes: int
+    stack_bytes: int
+    macs: int
+    params: int
+    outputs_exact_rate: float
+    max_abs_diff: float
+    layers: list[LayerReport] = field(default_factory=list)
+    budgets: list[BudgetVerdict] = field(default_factory=list)
+    latency_counts_per_run: list[int] = field(default_factory=list)
+    build_seconds: float = 0.0
+    cached: bool = False
+    model_id: int = 0
+    board_flash_bytes: int = 0
+    board_ram_bytes: int = 0
+
+    @property
+    def outputs_match(self) -> bool:
+        """Device outputs are within 1 LSB of the reference everywhere."""
+        return self.max_abs_diff <= MAX_LSB_DIFF
+
+    @property
+    def within_budget(self) -> bool:
+        return all(v.ok for v in self.budgets)
+
+    @property
+    def counts_per_mac(self) -> float | None:
+        return self.latency_counts / self.macs if self.macs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: every field, plus the derived verdicts."""
+        d = asdict(self)
+        d["layers"] = [{**asdict(layer), "shape": list(layer.shape)} for layer in self.layers]
+        d["outputs_match"] = self.outputs_match
+        d["within_budget"] = self.within_budget
+        d["counts_per_mac"] = self.counts_per_mac
+        if not math.isfinite(d["max_abs_diff"]):
+            d["max_abs_diff"] = None  # NaN/inf output: JSON has no spelling for it
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def render(self) -> Group:
+        """Summary table and per-layer breakdown, as one rich renderable."""
+        unit = _count_unit(self.timing_source)
+        summary = Table(title=f"{self.model} on {self.board}", show_header=False, box=None)
+        summary.add_column(style="bold")
+        summary.add_column()
+        latency = (
+            f"{self.latency_ms:.3f} ms  ({self.latency_counts:,} {unit}, median of {self.runs})"
+        )
+        summary.add_row("latency", latency)
+        if self.counts_per_mac is not None:
+            summary.add_row(f"{unit} per MAC", f"{self.counts_per_mac:.2f}")
+        summary.add_row("flash", _bytes_of(self.flash_bytes, self.board_flash_bytes))
+        summary.add_row(
+            "RAM",
+            _bytes_of(self.ram_bytes, self.board_ram_bytes)
+            + f"  (static {self.static_ram_bytes:,} incl. arena {self.arena_bytes:,};"
+            f" stack {self.stack_bytes:,})",
+        )
+        summary.add_row("MACs / params", f"{self.macs:,} / {self.params:,}")
+        ok = "[green]match[/]" if self.outputs_match else "[red]MISMATCH[/]"
+        summary.add_row(
+            "outputs",
+            f"{ok}: {self.outputs_exact_rate:.2%} exact, max diff {self.max_abs_diff:g} LSB",
+        )
+        for v in self.budgets:
+            verdict = "[green]ok[/]" if v.ok else "[red]OVER[/]"
+            summary.add_row(
+                f"budget {v.name}", f"{verdict} {v.measured:.3f} / {v.limit:g} {v.unit}"
+            )
+        build = "cached" if self.cached else f"{self.build_seconds:.1f} s"
+        summary.add_row("build", build)
+        summary.add_row("timing", Text(self.timing_note, style="dim"))
+        return Group(summary, self._layer_table(unit))
+
+    def _layer_table(self, unit: str) -> Table:
+        table = Table(title="per layer (last measured run)")
+        for name in ("#", "op", "output", "MACs", unit, "share", f"{unit}/MAC"):
+            table.add_column(name, justify="left" if name in ("op", "output") else "right")
+        total = sum(layer.counts for layer in self.layers) or 1
+        for layer in self.layers:
+            per_mac = f"{layer.counts / layer.macs:.2f}" if layer.macs else "-"
+            table.add_row(
+                str(layer.index),
+                layer.op,
+                "x".join(map(str, layer.shape)),
+                f"{layer.macs:,}",
+                f"{layer.counts:,}",
+                f"{layer.counts / total:.1%}",
+                per_mac,
+            )
+        return table
+
+    def print(self, console: Console | None = None) -> None:
+        (console or Console()).print(self.render())
+
+
+def _count_unit(timing_source: str) -> str:
+    return {"qemu-icount": "instructions", "dwt-cyccnt": "cycles"}.get(timing_source, "ticks")
+
+
+def _bytes_of(used: int, available: int) -> str:
+    text = f"{used:,} B"
+    if available:
+        text += f" of {available:,} ({used / available:.1%})"
+    return text

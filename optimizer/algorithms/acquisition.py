@@ -1,0 +1,59 @@
+"""Acquisition optimisation settings and helpers shared by the botorch baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.optim import optimize_acqf
+from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.multi_objective.hypervolume import infer_reference_point
+from torch import Tensor
+
+from optimizer.core import Settings
+from optimizer.models import DTYPE, Surrogate
+
+
+@dataclass(frozen=True)
+class AcquisitionSettings(Settings):
+    """How the acquisition function is estimated and maximised (botorch's multi-start L-BFGS)."""
+
+    initial_points: int | None = None
+    mc_samples: int = 128
+    num_restarts: int = 8
+    raw_samples: int = 256
+    maxiter: int = 100
+
+
+def sampler(settings: AcquisitionSettings) -> SobolQMCNormalSampler:
+    return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]))
+
+
+def maximise(
+    acqf: AcquisitionFunction, dim: int, q: int, settings: AcquisitionSettings
+) -> Tensor:
+    """Sequential greedy maximisation of a q-batch acquisition over the unit cube."""
+    bounds = torch.stack([torch.zeros(dim, dtype=DTYPE), torch.ones(dim, dtype=DTYPE)])
+    candidates, _ = optimize_acqf(
+        acqf,
+        bounds=bounds,
+        q=q,
+        num_restarts=settings.num_restarts,
+        raw_samples=settings.raw_samples,
+        sequential=True,
+        # A failed L-BFGS run still returns its best point; restarting from new initial
+        # conditions can cost minutes on a flat acquisition surface for little gain.
+        retry_on_optimization_warning=False,
+        options={"batch_limit": settings.num_restarts, "maxiter": settings.maxiter},
+    )
+    return candidates
+
+
+def reference_point(surrogate: Surrogate, ref_point: tuple[float, ...] | None) -> Tensor:
+    """The reference point in the model's (maximisation) space: the problem's, or inferred
+    from the observed feasible front (botorch's heuristic) when the problem gives none."""
+    if ref_point is not None:
+        return -torch.as_tensor(ref_point, dtype=DTYPE)
+    y = surrogate.y_ok[surrogate.feasible]
+    return infer_reference_point(y if len(y) else surrogate.y_ok)

@@ -1,0 +1,55 @@
+"""What the GP-based algorithms share: the initial design, then one model fit per `ask`."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from optimizer.core import Optimizer
+from optimizer.models import DTYPE, Surrogate, default_initial_points, fit_surrogate
+
+
+class ModelBasedOptimizer(Optimizer):
+    """Latin-hypercube initial design, then `_propose_with_model` on a freshly fitted GP.
+
+    The design depends on the seed only, so every model-based algorithm given the same seed
+    starts from the same points (a fair comparison). Until two evaluations succeeded there is
+    nothing to model: proposals are then uniform random points.
+    """
+
+    def initial_points(self) -> int:
+        n = getattr(self.settings, "initial_points", None)
+        return default_initial_points(self.spec.dim) if n is None else int(n)
+
+    def _propose(self, q: int) -> np.ndarray:
+        from_design = self.design_points(self.initial_points(), q)
+        rest = q - len(from_design)
+        if rest == 0:
+            return from_design
+        x, y, con, ok = self.arrays()
+        if ok.sum() < 2:
+            return np.vstack([from_design, self._rng.random((rest, self.spec.dim))])
+        with self.seeded_torch():
+            surrogate = fit_surrogate(x, y, con, ok)
+            chosen = self._propose_with_model(surrogate, rest, self._pending_tensor(from_design))
+        return np.vstack([from_design, chosen.detach().numpy()])
+
+    def _pending_tensor(self, extra: np.ndarray) -> Tensor | None:
+        """Points asked for but not yet told (plus `extra`), for the acquisition's X_pending."""
+        rows = [*self.pending, *map(tuple, extra)]
+        if not rows:
+            return None
+        return torch.as_tensor(np.array(rows, dtype=float), dtype=DTYPE)
+
+    def bounds(self) -> Tensor:
+        d = self.spec.dim
+        return torch.stack([torch.zeros(d, dtype=DTYPE), torch.ones(d, dtype=DTYPE)])
+
+    @abstractmethod
+    def _propose_with_model(
+        self, surrogate: Surrogate, q: int, x_pending: Tensor | None
+    ) -> Tensor:
+        """Return a (q, d) tensor of new points, given the fitted surrogate."""

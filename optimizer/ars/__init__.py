@@ -1,0 +1,1 @@
+"""The pieces of ARS-MOBOpt: a batched MLP policy, the acquisition reward, the ARS trainer."""

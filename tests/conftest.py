@@ -1,0 +1,22 @@
+"""Shared fixtures: the model zoo (tests/zoo.py), converted once and cached on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from zoo import zoo_model_path
+
+
+@pytest.fixture(scope="session")
+def zoo_model(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`zoo_model(name)` -> path of that zoo model's .tflite, converted on first use.
+
+    Kept in pytest's cache dir so later sessions skip the conversion (keys include the zoo and
+    TensorFlow versions); a session without the cache provider converts into a temp dir.
+    """
+    cache = request.config.cache
+    cache_dir = cache.mkdir("tinyml-hil-zoo") if cache else tmp_path_factory.mktemp("zoo")
+    return lambda name: zoo_model_path(name, Path(cache_dir))
