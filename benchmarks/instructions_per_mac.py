@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 "match" if r.outputs_match else f"[red]diff {r.max_abs_diff:g}[/]",
             )
             failed |= not r.outputs_match
-    Console().print(table)
+    (Console() if sys.stdout.isatty() else Console(width=160)).print(table)
     return 1 if failed else 0
 
 

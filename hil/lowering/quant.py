@@ -18,7 +18,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real < 0:
         raise ValueError(f"negative requantization multiplier {real}")
     mantissa, exponent = math.frexp(real)
-    q = round(mantissa * (1 << 31))
+    q = math.floor(mantissa * (1 << 31) + 0.5)  # half away from zero, as TFLite rounds
     if q == (1 << 31):
         q //= 2
         exponent += 1

@@ -94,6 +94,10 @@ class QemuSession:
             )
         if not self.elf.is_file():
             raise TargetError(f"image {self.elf} does not exist; build it first")
+        with open(self.elf, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                # QEMU would load it as a raw image and the link would only time out.
+                raise TargetError(f"{self.elf} is not an ELF file; pass the image hil.build made")
         try:
             for _ in range(_PORT_ATTEMPTS):
                 port = _free_port()
