@@ -5,7 +5,7 @@ setup:
 	@scripts/setup.sh
 
 demo: setup
-	.venv/bin/hil profile examples/models/kws-dscnn.tflite --board qemu-m4
+	.venv/bin/hil profile examples/models/digits-dscnn.tflite --board qemu-m4
 
 test: setup
 	.venv/bin/pytest -q
