@@ -44,12 +44,14 @@ def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[..., None]
-    return train_test_split(x, digits.target, test_size=0.2, random_state=SEED,
-                            stratify=digits.target)
+    return train_test_split(
+        x, digits.target, test_size=0.2, random_state=SEED, stratify=digits.target
+    )
 
 
-def _conv_bn(k: Any, x: Any, filters: int, kernel: int, act: str | None,
-             depthwise: bool = False) -> Any:
+def _conv_bn(
+    k: Any, x: Any, filters: int, kernel: int, act: str | None, depthwise: bool = False
+) -> Any:
     if depthwise:
         x = k.layers.DepthwiseConv2D(kernel, padding="same", use_bias=False)(x)
     else:
@@ -84,9 +86,11 @@ def mobilenetv3(k: Any) -> Any:
     x = inp = k.Input((8, 8, 1), batch_size=1)
     x = _conv_bn(k, x, 16, 3, "hard_swish")
     # (expansion, out channels, stride, activation, squeeze-excitation)
-    for expand, filters, stride, act, se in ((2, 16, 1, "relu", True),
-                                             (3, 24, 2, "hard_swish", True),
-                                             (3, 24, 1, "hard_swish", True)):
+    for expand, filters, stride, act, se in (
+        (2, 16, 1, "relu", True),
+        (3, 24, 2, "hard_swish", True),
+        (3, 24, 1, "hard_swish", True),
+    ):
         y = _conv_bn(k, x, x.shape[-1] * expand, 1, act)
         y = k.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(y)
         y = k.layers.Activation(act)(k.layers.BatchNormalization()(y))
@@ -112,8 +116,11 @@ def _tf() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TF already running in this process (e.g. under pytest): keep it
+        pass
     tf.config.experimental.enable_op_determinism()
     return tf
 
@@ -126,12 +133,16 @@ def train_and_convert(name: str, epochs: int, data: tuple[np.ndarray, ...]) -> b
     x_train, x_test, y_train, y_test = data
     keras.utils.set_random_seed(SEED)
     model = MODELS[name](keras)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     # batch_size=1 in the Input keeps the .tflite free of shape ops; training batches are
     # larger, which Keras allows because the fixed batch dimension only shapes the export.
-    model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0,
-              validation_data=(x_test, y_test))
+    model.fit(
+        x_train, y_train, batch_size=32, epochs=epochs, verbose=0, validation_data=(x_test, y_test)
+    )
     _, float_acc = model.evaluate(x_test, y_test, batch_size=64, verbose=0)
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -143,8 +154,10 @@ def train_and_convert(name: str, epochs: int, data: tuple[np.ndarray, ...]) -> b
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the SavedModel signature
         tflite = converter.convert()
     int8_acc = int8_accuracy(tflite, x_test, y_test)
-    print(f"{name}: {model.count_params()} parameters, test accuracy float {float_acc:.3f}, "
-          f"int8 {int8_acc:.3f}, {len(tflite) / 1024:.1f} KiB")
+    print(
+        f"{name}: {model.count_params()} parameters, test accuracy float {float_acc:.3f}, "
+        f"int8 {int8_acc:.3f}, {len(tflite) / 1024:.1f} KiB"
+    )
     return tflite
 
 
@@ -167,11 +180,16 @@ def int8_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "models",
-                        help="output directory (default: examples/models)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "models",
+        help="output directory (default: examples/models)",
+    )
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
-    parser.add_argument("--only", choices=sorted(MODELS), action="append",
-                        help="make only this model (repeatable)")
+    parser.add_argument(
+        "--only", choices=sorted(MODELS), action="append", help="make only this model (repeatable)"
+    )
     args = parser.parse_args(argv)
     data = load_data()
     args.out.mkdir(parents=True, exist_ok=True)

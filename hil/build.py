@@ -144,7 +144,8 @@ def _build_tree(
     with _locked(tree.with_name(tree.name + ".lock")):
         if (tree / _DONE).is_file():
             return
-        configure = ["cmake", "-G", generator, "-S", str(REPO_ROOT), "-B", str(tree), *args]
+        configure = ["cmake", "-G", generator, "--no-warn-unused-cli"]
+        configure += ["-S", str(REPO_ROOT), "-B", str(tree), *args]
         compile_ = ["cmake", "--build", str(tree), "-j", str(max(1, jobs))]
         log = []
         for cmd in (configure, compile_):

@@ -72,6 +72,10 @@ def _interpreter(model: ModelSource) -> Interpreter:
 
 
 def _specs(interp: Interpreter, details: list[dict]) -> list[TensorSpec]:
+    """TensorSpecs of the tensors in `details`; a float input's range comes from its QUANTIZE.
+
+    ai-edge-litert offers the graph's operators only through `_get_ops_details()`.
+    """
     consumers: dict[int, list[dict]] = {}
     for op in interp._get_ops_details():
         for t in op["inputs"]:
@@ -89,8 +93,13 @@ def _specs(interp: Interpreter, details: list[dict]) -> list[TensorSpec]:
                 qq = tensors[int(quantizers[0]["outputs"][0])]["quantization_parameters"]
                 scale, zero_point = float(qq["scales"][0]), int(qq["zero_points"][0])
         specs.append(
-            TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]),
-                       scale, zero_point)
+            TensorSpec(
+                d["name"],
+                tuple(int(s) for s in d["shape"]),
+                np.dtype(d["dtype"]),
+                scale,
+                zero_point,
+            )
         )
     return specs
 
@@ -107,8 +116,9 @@ def output_specs(model: ModelSource) -> list[TensorSpec]:
     return _specs(interp, interp.get_output_details())
 
 
-def check_inputs(specs: list[TensorSpec], inputs: list[np.ndarray],
-                 sources: list[str] | None = None) -> list[np.ndarray]:
+def check_inputs(
+    specs: list[TensorSpec], inputs: list[np.ndarray], sources: list[str] | None = None
+) -> list[np.ndarray]:
     """Inputs converted to exactly what the model takes, or a ModelError saying what differs.
 
     Lenient only where nothing can be lost: a missing leading batch dimension of 1 is added,

@@ -44,9 +44,11 @@ def run_search(
     budget: int,
     q: int = 1,
     on_evaluation: Any = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One search: hypervolume after each evaluation, and wall seconds per proposed point."""
-    optimizer = make_optimizer(algorithm, problem.spec, seed=seed)
+    """One search: hypervolume after each evaluation, and wall seconds per proposed point.
+    `settings` overrides the algorithm's defaults (for ablations)."""
+    optimizer = make_optimizer(algorithm, problem.spec, seed=seed, **(settings or {}))
     ask_seconds = 0.0
     while len(optimizer.observations) < budget:
         start = time.perf_counter()

@@ -10,8 +10,9 @@ from zoo import zoo_model_path
 
 
 @pytest.fixture(scope="session")
-def zoo_model(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def zoo_model(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
     """`zoo_model(name)` -> path of that zoo model's .tflite, converted on first use.
 
     Kept in pytest's cache dir so later sessions skip the conversion (keys include the zoo and

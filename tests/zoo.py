@@ -50,6 +50,7 @@ def _entry(*ops: str, float_io: bool = False) -> Callable[[Callable], Callable]:
 
 # --- one op family each -------------------------------------------------------------------
 
+
 @_entry("CONV_2D")
 def conv_bn_relu(k: Any) -> Any:
     """Conv2D without bias + BatchNorm + ReLU: BN folds into the conv weights, ReLU fuses."""
@@ -235,6 +236,7 @@ def two_io(k: Any) -> Any:
 
 # --- whole small networks -----------------------------------------------------------------
 
+
 @_entry("CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "SOFTMAX")
 def resnet(k: Any) -> Any:
     """Two ResNet stages (identity and projection shortcut) on a 16x16 image."""
@@ -304,15 +306,19 @@ def _se(k: Any, x: Any) -> Any:
     return k.layers.Multiply()([x, s])
 
 
-@_entry("CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "MUL", "ADD", "FULLY_CONNECTED",
-        "SOFTMAX")
+@_entry(
+    "CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "MUL", "ADD", "FULLY_CONNECTED", "SOFTMAX"
+)
 def mobilenet_v3(k: Any) -> Any:
     """MobileNetV3-style blocks: hard-swish, squeeze-excitation, residual ADD."""
     x = inp = k.Input((16, 16, 3), batch_size=1)
     x = k.layers.Conv2D(8, 3, strides=2, padding="same")(x)
     x = k.layers.Activation("hard_swish")(k.layers.BatchNormalization()(x))
-    for filters, stride, act, se in ((8, 1, "relu", True), (16, 2, "hard_swish", True),
-                                     (16, 1, "hard_swish", False)):
+    for filters, stride, act, se in (
+        (8, 1, "relu", True),
+        (16, 2, "hard_swish", True),
+        (16, 1, "hard_swish", False),
+    ):
         y = _pw_bn(k, x, x.shape[-1] * 3, act)
         y = _dw_bn(k, y, stride, act)
         if se:
@@ -361,6 +367,7 @@ def float_io(k: Any) -> Any:
 
 # --- data ----------------------------------------------------------------------------------
 
+
 def structured(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Float data with what white noise lacks: spatial smoothness and per-sample level and gain.
 
@@ -395,6 +402,7 @@ def sample_inputs(model: Path, seed: int) -> list[np.ndarray]:
 
 # --- conversion and cache -----------------------------------------------------------------
 
+
 def _tf() -> Any:
     """TensorFlow with few threads and quiet logs (the machine is shared)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -408,8 +416,9 @@ def _tf() -> Any:
     return tf
 
 
-def _calibrate_batchnorm(k: Any, model: Any, batch: list[np.ndarray],
-                         rng: np.random.Generator) -> None:
+def _calibrate_batchnorm(
+    k: Any, model: Any, batch: list[np.ndarray], rng: np.random.Generator
+) -> None:
     """Give BatchNorm layers statistics like a trained network's, so folding is not trivial.
 
     Moving mean/variance come from the layer's actual input on `batch` (slightly perturbed);
@@ -422,12 +431,16 @@ def _calibrate_batchnorm(k: Any, model: Any, batch: list[np.ndarray],
         h = k.Model(model.inputs, layer.input)(batch).numpy()
         axes = tuple(range(h.ndim - 1))
         c = h.shape[-1]
-        layer.set_weights([
-            rng.uniform(0.5, 1.5, c).astype(np.float32),
-            rng.normal(0.0, 0.2, c).astype(np.float32),
-            (h.mean(axis=axes) + rng.normal(0.0, 0.05, c) * h.std(axis=axes)).astype(np.float32),
-            (h.var(axis=axes) * rng.uniform(0.8, 1.25, c)).astype(np.float32),
-        ])
+        layer.set_weights(
+            [
+                rng.uniform(0.5, 1.5, c).astype(np.float32),
+                rng.normal(0.0, 0.2, c).astype(np.float32),
+                (h.mean(axis=axes) + rng.normal(0.0, 0.05, c) * h.std(axis=axes)).astype(
+                    np.float32
+                ),
+                (h.var(axis=axes) * rng.uniform(0.8, 1.25, c)).astype(np.float32),
+            ]
+        )
 
 
 def convert(entry: ZooEntry, seed: int = 0) -> bytes:

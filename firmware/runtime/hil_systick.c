@@ -43,5 +43,5 @@ uint32_t hil_systick_now(void)
         current = SYST_CVR;
     }
     __asm volatile("msr primask, %0" ::"r"(primask) : "memory");
-    return (high << 24) + (RELOAD - current);
+    return high * (RELOAD + 1u) + (RELOAD - current);
 }

@@ -23,6 +23,7 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from hil.boards import Board
 from hil.errors import TargetError, TargetFault, ToolchainError
@@ -69,9 +70,14 @@ class QemuSession:
         self.elf = elf
         self.url: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
+        self._log: IO[bytes] | None = None  # anonymous file: nothing to delete, ever
         self._finalizer: weakref.finalize | None = None
         self._final_output = ""
+
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id (also its process group id) once started."""
+        return None if self._proc is None else self._proc.pid
 
     @property
     def returncode(self) -> int | None:
@@ -81,9 +87,10 @@ class QemuSession:
     @property
     def output(self) -> str:
         """What QEMU printed (stdout and stderr)."""
-        if self._log_path is not None:
-            with contextlib.suppress(OSError):
-                return self._log_path.read_text(errors="replace")
+        if self._log is not None and not self._log.closed:
+            fd = self._log.fileno()
+            # pread: the file offset is shared with QEMU's writes and must not move.
+            return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
         return self._final_output
 
     def __enter__(self) -> str:
@@ -131,29 +138,26 @@ class QemuSession:
             self.stop()
 
     def stop(self) -> None:
-        """Kill QEMU's process group and wait for it; safe to call more than once."""
+        """Kill QEMU's process group, wait for it and close its log (keeping the text for
+        error reports); safe to call more than once."""
+        if self._proc is not None and self._proc.poll() is None:
+            _kill_group(self._proc)
+        self._final_output = self.output
         if self._finalizer is not None:
             self._finalizer()
-        if self._log_path is not None:
-            # Keep the messages for error reports; the file itself goes away.
-            self._final_output = self.output
-            with contextlib.suppress(OSError):
-                self._log_path.unlink()
-            self._log_path = None
 
     def _start(self, port: int) -> None:
-        fd, name = tempfile.mkstemp(prefix="hil-qemu-", suffix=".log")
-        self._log_path = Path(name)
-        with os.fdopen(fd, "wb") as log:
-            self._proc = subprocess.Popen(
-                qemu_command(self.board, self.elf, port),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self._finalizer = weakref.finalize(self, _kill_group, self._proc)
+        # Lives as long as QEMU does; _clean_up closes it.
+        self._log = tempfile.TemporaryFile(prefix="hil-qemu-")  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            qemu_command(self.board, self.elf, port),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self._finalizer = weakref.finalize(self, _clean_up, self._proc, self._log)
 
     def _wait_listening(self) -> bool:
         assert self._proc is not None
@@ -199,6 +203,12 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _clean_up(proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    """Also runs when a session is garbage-collected or the interpreter exits."""
+    _kill_group(proc)
+    log.close()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

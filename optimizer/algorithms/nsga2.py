@@ -20,6 +20,9 @@ import numpy as np
 from optimizer.core import Optimizer, Settings
 from optimizer.hypervolume import pareto_mask
 
+#: Children closer than this (max-norm) to an evaluated or pending point are discarded.
+DUPLICATE_TOLERANCE = 1e-9
+
 
 @dataclass(frozen=True)
 class NSGA2Settings(Settings):
@@ -102,10 +105,20 @@ class NSGA2(Optimizer):
             better = (rank[i], -crowding[i]) <= (rank[j], -crowding[j])
             return x[i] if better else x[j]
 
+        # Like pymoo, drop children that repeat a known point: an evaluation is too expensive
+        # to spend twice. Give up after many tries (a collapsed population) and sample instead.
+        known = [np.asarray(p) for p in (*[o.x for o in self.observations], *self.pending)]
         children: list[np.ndarray] = []
-        while len(children) < pop:
+        for _ in range(50 * pop):
+            if len(children) >= pop:
+                break
             a, b = self._sbx(tournament(), tournament())
-            children += [self._mutate(a), self._mutate(b)]
+            for child in (self._mutate(a), self._mutate(b)):
+                if not any(np.abs(child - p).max() <= DUPLICATE_TOLERANCE for p in known):
+                    children.append(child)
+                    known.append(child)
+        while len(children) < pop:
+            children.append(self._rng.random(d))
         return np.array(children[:pop])
 
     def _ranking(self) -> tuple[np.ndarray, np.ndarray]:

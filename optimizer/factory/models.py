@@ -131,7 +131,7 @@ class _Layers:
 
 def _norm_act(x: Any, name: str, act: str | None, bn: bool) -> Any:
     if bn:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     if act == "relu":
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     elif act == "hswish":

@@ -55,7 +55,8 @@ class TinyMLProblem(Problem):
     name = "tinyml"
     description = (
         "TinyML-like analytical surrogate: 8 inputs; minimise [1-acc, ROM KB, RAM KB, MFLOPs]; "
-        "ROM <= 1000 KB, RAM <= 256 KB, FLOPs <= 1e9; ideal (0, 30, 8, 0), ref (0.3, 1000, 256, 1000)"
+        "ROM <= 1000 KB, RAM <= 256 KB, FLOPs <= 1e9; "
+        "ideal (0, 30, 8, 0), ref (0.3, 1000, 256, 1000)"
     )
 
     def __init__(self) -> None:

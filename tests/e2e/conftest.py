@@ -13,5 +13,7 @@ _TOOLS = ("cmake", "arm-none-eabi-gcc", "qemu-system-arm")
 def _toolchain() -> None:
     missing = [t for t in _TOOLS if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not on PATH: run scripts/setup.sh (Debian packages "
-                    "gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm, cmake)")
+        pytest.skip(
+            f"{', '.join(missing)} not on PATH: run scripts/setup.sh (Debian packages "
+            "gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm, cmake)"
+        )

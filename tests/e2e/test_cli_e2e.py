@@ -20,8 +20,9 @@ HIL = Path(sys.executable).with_name("hil")
 
 
 def hil_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(HIL), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=REPO)
+    return subprocess.run(
+        [str(HIL), *map(str, args)], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
 
 
 @pytest.fixture
@@ -38,13 +39,40 @@ def digit_npy(tmp_path: Path) -> Path:
 
 def test_profile_with_input_and_json(digit_npy: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    proc = hil_cli("profile", DSCNN, "--board", "qemu-m0", "--runs", "2", "--warmup", "1",
-                   "--input", digit_npy, "--json", out, "--quiet")
+    proc = hil_cli(
+        "profile",
+        DSCNN,
+        "--board",
+        "qemu-m0",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--input",
+        digit_npy,
+        "--json",
+        out,
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
-    for key in ("board", "model", "timing_source", "latency_counts", "latency_ms", "flash_bytes",
-                "ram_bytes", "static_ram_bytes", "arena_bytes", "stack_bytes", "macs", "params",
-                "outputs_exact_rate", "max_abs_diff", "layers"):
+    for key in (
+        "board",
+        "model",
+        "timing_source",
+        "latency_counts",
+        "latency_ms",
+        "flash_bytes",
+        "ram_bytes",
+        "static_ram_bytes",
+        "arena_bytes",
+        "stack_bytes",
+        "macs",
+        "params",
+        "outputs_exact_rate",
+        "max_abs_diff",
+        "layers",
+    ):
         assert key in report, f"JSON report lacks {key!r}"
     assert report["board"] == "qemu-m0" and report["model"] == "digits-dscnn"
     assert report["max_abs_diff"] <= 1

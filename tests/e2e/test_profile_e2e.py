@@ -28,12 +28,16 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED_MODELS = REPO.parent / "shared" / "models"
 MLPERF = ["mlperf-tiny-streaming-wakeword.tflite", "mlperf-tiny-toycar-autoencoder.tflite"]
 EXAMPLES = sorted((REPO / "examples" / "models").glob("*.tflite"))
-WHOLE_NETWORKS = {"resnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "ds_cnn",
-                  "autoencoder"}
+WHOLE_NETWORKS = {"resnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "ds_cnn", "autoencoder"}
 
 
-def check_report(report: hil.Report, graph: Graph, board_name: str, runs: int,
-                 record_property: Callable[[str, object], None]) -> None:
+def check_report(
+    report: hil.Report,
+    graph: Graph,
+    board_name: str,
+    runs: int,
+    record_property: Callable[[str, object], None],
+) -> None:
     """What every profiled model must satisfy: outputs within 1 LSB and plausible figures."""
     board = load_board(board_name)
     record_property("outputs_exact_rate", report.outputs_exact_rate)
@@ -62,8 +66,8 @@ def check_report(report: hil.Report, graph: Graph, board_name: str, runs: int,
     assert [layer.op for layer in report.layers] == [op.op for op in graph.operators]
     assert report.macs == sum(layer.macs for layer in report.layers)
     layer_sum = sum(layer.counts for layer in report.layers)
-    # Per-layer timing adds one timer read per layer and loses up to a tick to rounding.
-    slack = 0.05 * report.latency_counts + 200 * len(report.layers)
+    # Each layer's figure may be a timer tick off (40 instructions at the M4's 25 MHz SysTick).
+    slack = 0.02 * report.latency_counts + 100 * len(report.layers)
     assert abs(layer_sum - report.latency_counts) <= slack, (
         f"per-layer counts sum to {layer_sum}, total is {report.latency_counts}"
     )
@@ -71,22 +75,28 @@ def check_report(report: hil.Report, graph: Graph, board_name: str, runs: int,
 
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("name", list(ZOO))
-def test_zoo_model(name: str, board: str, zoo_model: Callable[[str], Path],
-                   record_property: Callable[[str, object], None]) -> None:
+def test_zoo_model(
+    name: str,
+    board: str,
+    zoo_model: Callable[[str], Path],
+    record_property: Callable[[str, object], None],
+) -> None:
     path = zoo_model(name)
     graph = load_tflite(path)
     inputs = sample_inputs(path, seed=0)
     report = hil.profile(path, board, runs=2, warmup=1, inputs=inputs, progress=False)
     check_report(report, graph, board, 2, record_property)
     if graph.tensor(graph.operators[0].inputs[0]).dtype == "int8" and any(
-            op.op in ("CONV_2D", "FULLY_CONNECTED") for op in graph.operators):
+        op.op in ("CONV_2D", "FULLY_CONNECTED") for op in graph.operators
+    ):
         assert report.macs > 0
 
 
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("name", sorted(WHOLE_NETWORKS))
 def test_repeated_profile_is_a_cache_hit_with_identical_counts(
-        name: str, board: str, zoo_model: Callable[[str], Path]) -> None:
+    name: str, board: str, zoo_model: Callable[[str], Path]
+) -> None:
     path = zoo_model(name)
     inputs = sample_inputs(path, seed=1)
     first = hil.profile(path, board, runs=1, warmup=0, inputs=inputs, progress=False)
@@ -100,13 +110,16 @@ def test_repeated_profile_is_a_cache_hit_with_identical_counts(
 
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("file", MLPERF)
-def test_mlperf_tiny_model(file: str, board: str,
-                           record_property: Callable[[str, object], None]) -> None:
+def test_mlperf_tiny_model(
+    file: str, board: str, record_property: Callable[[str, object], None]
+) -> None:
     """Models nobody on this project built: the check that we follow TFLite, not our converter."""
     path = SHARED_MODELS / file
     if not path.exists():
-        pytest.skip(f"{path} is missing: the MLPerf Tiny models live in ../shared/models/ "
-                    "beside the repository (see its README)")
+        pytest.skip(
+            f"{path} is missing: the MLPerf Tiny models live in ../shared/models/ "
+            "beside the repository (see its README)"
+        )
     report = hil.profile(path, board, runs=2, warmup=1, seed=0, progress=False)
     check_report(report, load_tflite(path), board, 2, record_property)
     assert report.macs > 0
@@ -114,8 +127,9 @@ def test_mlperf_tiny_model(file: str, board: str,
 
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_model(path: Path, board: str,
-                       record_property: Callable[[str, object], None]) -> None:
+def test_example_model(
+    path: Path, board: str, record_property: Callable[[str, object], None]
+) -> None:
     report = hil.profile(path, board, runs=2, warmup=1, seed=0, progress=False)
     check_report(report, load_tflite(path), board, 2, record_property)
 
@@ -136,8 +150,7 @@ def test_given_inputs_are_checked_and_used(record_property: Callable[[str, objec
     (spec,) = input_specs(path)
     image = load_digits().images[0] / 16.0
     x = np.clip(np.round(image / spec.scale) + spec.zero_point, -128, 127).astype(np.int8)
-    report = hil.profile(path, "qemu-m4", runs=1, warmup=0, inputs=[x[:, :, None]],
-                         progress=False)
+    report = hil.profile(path, "qemu-m4", runs=1, warmup=0, inputs=[x[:, :, None]], progress=False)
     check_report(report, load_tflite(path), "qemu-m4", 1, record_property)
     with pytest.raises(ModelError, match=r"shape \[8, 8\].*int8\[1, 8, 8, 1\]"):
         hil.profile(path, "qemu-m4", runs=1, inputs=[x], progress=False)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from platform_support import BOARD_NAMES, FIXTURES
 
 from hil.boards import Board, load_board
 from hil.build import BuildResult, build
-
-FIXTURES = Path(__file__).parent / "fixtures"
-BOARD_NAMES = ("qemu-m4", "qemu-m0")
-#: Model id of fixtures/echo_model.
-ECHO_MODEL_ID = 0x600DF00D
 
 
 @pytest.fixture(scope="session")
@@ -41,15 +36,6 @@ def echo_images(platform_cache: Path) -> dict[str, BuildResult]:
 @pytest.fixture(params=BOARD_NAMES)
 def board(request: pytest.FixtureRequest) -> Board:
     return load_board(request.param)
-
-
-def model_project(tmp_path: Path, fixture: str, **files: str) -> Path:
-    """A copy of a fixture project, plus extra files (name -> text), to build in a test."""
-    project = tmp_path / fixture
-    shutil.copytree(FIXTURES / fixture, project)
-    for name, text in files.items():
-        (project / name).write_text(text)
-    return project
 
 
 @pytest.fixture

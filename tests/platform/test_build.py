@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, model_project
+from platform_support import FIXTURES, model_project
 
 from hil.boards import load_board
 from hil.build import build

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BOARD_NAMES, ECHO_MODEL_ID
+from platform_support import BOARD_NAMES, ECHO_MODEL_ID
 
 from hil import link
 from hil.boards import Board, load_board
@@ -221,7 +224,7 @@ def test_images_qemu_cannot_run_are_reported_before_any_timeout(
     (tmp_path / "qemu-m4" / "board.toml").write_text(board_toml.replace("mps2-an386", "nope"))
     board = load_board("qemu-m4", boards_dir=tmp_path)
     with (
-        pytest.raises(TargetError, match=r"QEMU did not start model\.elf.*\n.*nope"),
+        pytest.raises(TargetError, match=r"did not start model\.elf.*\n.*unsupported machine"),
         open_target(board).session(echo_images["qemu-m4"].elf),
     ):
         pass
@@ -237,3 +240,65 @@ def test_missing_qemu_is_a_toolchain_error(
         open_target(load_board(name)).session(tmp_path / "x.elf"),
     ):
         pass
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_qemu_is_stopped_on_ctrl_c_and_when_the_session_is_dropped(
+    echo_images: dict[str, BuildResult],
+) -> None:
+    board = load_board("qemu-m4")
+    session = open_target(board).session(echo_images[board.name].elf)
+    with pytest.raises(KeyboardInterrupt), session:
+        raise KeyboardInterrupt
+    assert session.pid is not None and not _alive(session.pid)
+
+    dropped = open_target(board).session(echo_images[board.name].elf)
+    dropped.__enter__()
+    pid = dropped.pid
+    assert pid is not None and _alive(pid)
+    del dropped
+    gc.collect()
+    assert not _alive(pid)
+
+
+SCRIPT = """
+import sys, time
+from pathlib import Path
+from hil.boards import load_board
+from hil.targets import open_target
+session = open_target(load_board("qemu-m4")).session(Path(sys.argv[1]))
+session.__enter__()
+print(session.pid, flush=True)
+if sys.argv[2] == "hang":
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "hang"])
+def test_qemu_dies_with_the_python_process_even_on_sigkill(
+    how: str, echo_images: dict[str, BuildResult]
+) -> None:
+    """At interpreter exit (atexit) or when the host process is killed outright."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(echo_images["qemu-m4"].elf), how],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    pid = int(proc.stdout.readline())
+    if how == "hang":
+        assert _alive(pid)
+        proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)

@@ -36,8 +36,11 @@ def _fc_expected(model: Path, x: np.ndarray, out_spec: TensorSpec) -> np.ndarray
     interp.allocate_tensors()
     tensors = {d["index"]: d for d in interp.get_tensor_details()}
     in_index = next(d["index"] for d in interp.get_input_details() if tuple(d["shape"]) == x.shape)
-    op = next(o for o in interp._get_ops_details()
-              if o["op_name"] == "FULLY_CONNECTED" and o["inputs"][0] == in_index)
+    op = next(
+        o
+        for o in interp._get_ops_details()
+        if o["op_name"] == "FULLY_CONNECTED" and o["inputs"][0] == in_index
+    )
     _, w_idx, b_idx = (int(i) for i in op["inputs"])
     w = interp.get_tensor(w_idx).astype(np.int64)
     b = interp.get_tensor(b_idx).astype(np.int64) if b_idx >= 0 else 0  # zero bias: left out
@@ -99,8 +102,10 @@ def test_reference_runs_are_deterministic_and_input_dependent(zoo_model: ZooMode
     x0, x1 = random_inputs(model, 0), random_inputs(model, 1)
     np.testing.assert_array_equal(reference_outputs(model, x0)[0], reference_outputs(model, x0)[0])
     assert not np.array_equal(reference_outputs(model, x0)[0], reference_outputs(model, x1)[0])
-    assert reference_outputs(model.read_bytes(), x0)[0].tolist() == \
-        reference_outputs(model, x0)[0].tolist()
+    assert (
+        reference_outputs(model.read_bytes(), x0)[0].tolist()
+        == reference_outputs(model, x0)[0].tolist()
+    )
 
 
 SPEC = TensorSpec("in", (1, 4, 3), np.dtype(np.int8), 0.1, 0)
@@ -125,8 +130,9 @@ def test_check_inputs_accepts_what_loses_nothing() -> None:
         (FSPEC, np.zeros((1, 5), np.int8), ["int8", "float32[1, 5]", "astype(np.float32)"]),
     ],
 )
-def test_check_inputs_names_expected_and_got(spec: TensorSpec, x: np.ndarray,
-                                             words: list[str]) -> None:
+def test_check_inputs_names_expected_and_got(
+    spec: TensorSpec, x: np.ndarray, words: list[str]
+) -> None:
     with pytest.raises(ModelError) as err:
         check_inputs([spec], [x], ["x.npy"])
     for w in [*words, "x.npy"]:
@@ -169,7 +175,9 @@ def test_unusable_models_raise_model_error(tmp_path: Path) -> None:
 
 
 def test_importing_the_module_stays_cheap() -> None:
-    code = ("import sys, hil.reference; "
-            "print(any(m in sys.modules for m in ('ai_edge_litert', 'tensorflow')))")
+    code = (
+        "import sys, hil.reference; "
+        "print(any(m in sys.modules for m in ('ai_edge_litert', 'tensorflow')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,8 +14,7 @@ from hil.reference import reference_outputs
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-def test_zoo_model_has_the_intended_ops_and_io(name: str,
-                                               zoo_model: Callable[[str], Path]) -> None:
+def test_zoo_model_has_the_intended_ops_and_io(name: str, zoo_model: Callable[[str], Path]) -> None:
     graph = load_tflite(zoo_model(name), check_support=False)
     assert {op.op for op in graph.operators} == ZOO[name].ops
     edge_dtypes = {graph.tensor(t).dtype for t in graph.inputs + graph.outputs}
@@ -23,14 +22,14 @@ def test_zoo_model_has_the_intended_ops_and_io(name: str,
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-def test_zoo_model_is_accepted_by_the_importer(name: str,
-                                               zoo_model: Callable[[str], Path]) -> None:
+def test_zoo_model_is_accepted_by_the_importer(name: str, zoo_model: Callable[[str], Path]) -> None:
     load_tflite(zoo_model(name))  # raises UnsupportedOpError naming what the bench lacks
 
 
 @pytest.mark.parametrize("name", ["resnet", "mobilenet_v3", "ds_cnn", "float_io"])
 def test_whole_networks_answer_differently_for_different_inputs(
-        name: str, zoo_model: Callable[[str], Path]) -> None:
+    name: str, zoo_model: Callable[[str], Path]
+) -> None:
     """An output that ignores its input would hide any arithmetic error in the comparison."""
     model = zoo_model(name)
     outs = [reference_outputs(model, sample_inputs(model, seed))[0] for seed in range(3)]
