@@ -18,6 +18,6 @@ def zoo_model(
     Kept in pytest's cache dir so later sessions skip the conversion (keys include the zoo and
     TensorFlow versions); a session without the cache provider converts into a temp dir.
     """
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     cache_dir = cache.mkdir("tinyml-hil-zoo") if cache else tmp_path_factory.mktemp("zoo")
     return lambda name: zoo_model_path(name, Path(cache_dir))

@@ -39,12 +39,13 @@ _CONV_TYPES = (
 
 @dataclass(frozen=True)
 class Block:
-    """One residual block: `hidden` is the prunable inner width, `out` the stream width."""
+    """One residual block: `hidden` is the prunable inner width, `out` the stream width, `se`
+    the squeeze-excitation bottleneck width (0: none; fixed, so pruning leaves it alone)."""
 
     out: int
     hidden: int
     stride: int
-    se: bool = False
+    se: int = 0
     hswish: bool = False
 
 
@@ -104,15 +105,9 @@ def make_arch(
                 blocks.append(Block(out=width, hidden=width, stride=stride))
             else:
                 late = s >= stages // 2
-                blocks.append(
-                    Block(
-                        out=width,
-                        hidden=_scaled(width * expansion, 1.0),
-                        stride=stride,
-                        se=squeeze_excitation and late,
-                        hswish=late,
-                    )
-                )
+                hidden = _scaled(width * expansion, 1.0)
+                se = _scaled(hidden / 4, 1.0) if squeeze_excitation and late else 0
+                blocks.append(Block(width, hidden, stride, se=se, hswish=late))
     stem = _scaled(base_width, width_multiplier)
     return Arch(family, tuple(input_shape), num_classes, stem, tuple(blocks))
 
@@ -130,6 +125,8 @@ class _Layers:
 
 
 def _norm_act(x: Any, name: str, act: str | None, bn: bool) -> Any:
+    # momentum 0.9, not Keras' 0.99: a few epochs of a small dataset are a few hundred steps,
+    # too few for 0.99 moving statistics to settle, and inference accuracy collapses.
     if bn:
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     if act == "relu":
@@ -166,7 +163,7 @@ def build(arch: Arch, *, batch_size: int | None = None, batchnorm: bool = True) 
             h = _norm_act(h, f"{n}_dw", act, batchnorm)
             if b.se:
                 s = L.gap(keepdims=True, name=f"{n}_se_pool")(h)
-                s = L.conv(_scaled(b.hidden / 4, 1.0), 1, activation="relu", name=f"{n}_se_reduce")(s)
+                s = L.conv(b.se, 1, activation="relu", name=f"{n}_se_reduce")(s)
                 s = L.conv(b.hidden, 1, activation="hard_sigmoid", name=f"{n}_se_expand")(s)
                 h = keras.layers.Multiply(name=f"{n}_se_mul")([h, s])
             h = L.conv(b.out, 1, use_bias=not batchnorm, name=f"{n}_project")(h)

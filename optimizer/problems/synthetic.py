@@ -23,7 +23,7 @@ from optimizer.problems.base import Problem
 
 
 class BotorchProblem(Problem):
-    """Wraps one botorch `MultiObjectiveTestProblem` instance."""
+    """Wraps one botorch `MultiObjectiveTestProblem` instance (`botorch`, minimisation)."""
 
     def __init__(
         self,
@@ -34,7 +34,7 @@ class BotorchProblem(Problem):
     ) -> None:
         self.name = name
         self.description = description
-        self._problem = problem
+        self.botorch = problem
         self._constrained = isinstance(problem, ConstrainedBaseTestProblem)
         super().__init__(
             dim=problem.dim,
@@ -45,13 +45,13 @@ class BotorchProblem(Problem):
         )
 
     def _evaluate(self, x: np.ndarray) -> tuple[Sequence[float], Sequence[float]]:
-        bounds = self._problem.bounds
+        bounds = self.botorch.bounds
         unit = torch.as_tensor(x, dtype=torch.float64).unsqueeze(0)
         point = bounds[0] + unit * (bounds[1] - bounds[0])
-        objectives = self._problem.evaluate_true(point)[0].tolist()
+        objectives = self.botorch.evaluate_true(point)[0].tolist()
         if not self._constrained:
             return objectives, []
-        return objectives, (-self._problem.evaluate_slack_true(point)[0]).tolist()
+        return objectives, (-self.botorch.evaluate_slack_true(point)[0]).tolist()
 
 
 def branin_currin() -> BotorchProblem:

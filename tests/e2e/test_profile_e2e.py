@@ -65,9 +65,12 @@ def check_report(
 
     assert [layer.op for layer in report.layers] == [op.op for op in graph.operators]
     assert report.macs == sum(layer.macs for layer in report.layers)
+    assert report.macs > 0  # every model here has a conv or fully connected layer
     layer_sum = sum(layer.counts for layer in report.layers)
-    # Each layer's figure may be a timer tick off (40 instructions at the M4's 25 MHz SysTick).
-    slack = 0.02 * report.latency_counts + 100 * len(report.layers)
+    # The runtime times layers back to back, so device counts add up exactly; converting each
+    # figure to instructions on the host may round, and a runtime that timed the whole loop
+    # separately would add a little loop overhead.
+    slack = 0.01 * report.latency_counts + 2 * len(report.layers)
     assert abs(layer_sum - report.latency_counts) <= slack, (
         f"per-layer counts sum to {layer_sum}, total is {report.latency_counts}"
     )
@@ -86,10 +89,6 @@ def test_zoo_model(
     inputs = sample_inputs(path, seed=0)
     report = hil.profile(path, board, runs=2, warmup=1, inputs=inputs, progress=False)
     check_report(report, graph, board, 2, record_property)
-    if graph.tensor(graph.operators[0].inputs[0]).dtype == "int8" and any(
-        op.op in ("CONV_2D", "FULLY_CONNECTED") for op in graph.operators
-    ):
-        assert report.macs > 0
 
 
 @pytest.mark.parametrize("board", BOARDS)
@@ -122,7 +121,6 @@ def test_mlperf_tiny_model(
         )
     report = hil.profile(path, board, runs=2, warmup=1, seed=0, progress=False)
     check_report(report, load_tflite(path), board, 2, record_property)
-    assert report.macs > 0
 
 
 @pytest.mark.parametrize("board", BOARDS)

@@ -24,7 +24,7 @@ def test_problem_rejects_points_outside_the_cube() -> None:
 
 def test_constraint_sign_is_negated_botorch_slack() -> None:
     problem = make_problem("c2-dtlz2")
-    botorch_problem = problem._problem
+    botorch_problem = problem.botorch
     for x in np.random.default_rng(0).random((50, 4)):
         obs = problem.evaluate(x)
         slack = botorch_problem.evaluate_slack_true(
