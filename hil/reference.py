@@ -208,7 +208,29 @@ def random_inputs(model: ModelSource, seed: int = 0) -> list[np.ndarray]:
 
 
 def reference_outputs(model: ModelSource, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Outputs of TFLite's reference kernels for `inputs` (checked as in `check_inputs`)."""
+    """Outputs of TFLite's reference kernels for `inputs` (checked as in `check_inputs`).
+
+    The interpreter runs in a child process: some reference kernels abort the whole process on
+    inputs they do not expect (SOFTMAX with 512 or more equal maxima in a row, seen with
+    ai-edge-litert 2.3.0), and that must become an error report, not a dead bench.
+    """
+    import concurrent.futures
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    source = model if isinstance(model, bytes) else str(model)
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        try:
+            return pool.submit(_reference_outputs_here, source, list(inputs)).result()
+        except BrokenProcessPool as exc:
+            raise ModelError(
+                "the TFLite reference interpreter crashed on this model and these inputs, so "
+                "the outputs cannot be checked; try other inputs (--input or --seed)"
+            ) from exc
+
+
+def _reference_outputs_here(model: ModelSource, inputs: list[np.ndarray]) -> list[np.ndarray]:
     interp = _interpreter(model)
     in_details = interp.get_input_details()
     inputs = check_inputs(_specs(interp, in_details), inputs)

@@ -181,3 +181,20 @@ def test_importing_the_module_stays_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_crashing_reference_interpreter_becomes_a_model_error() -> None:
+    """TFLite's reference SOFTMAX aborts its process on a row with 512+ equal maxima."""
+    from zoo import ZooEntry, convert
+
+    def wide_softmax(k):  # keras module in, model out
+        x = inp = k.Input((1000,), batch_size=1)
+        return k.Model(inp, k.layers.Softmax()(x))
+
+    model = convert(ZooEntry("wide_softmax", wide_softmax, ("SOFTMAX",), False))
+    spec = input_specs(model)[0]
+    with pytest.raises(ModelError, match="reference interpreter crashed"):
+        reference_outputs(model, [np.full(spec.shape, 5, spec.dtype)])
+    # the bench itself keeps going: a normal row still works afterwards
+    ok = reference_outputs(model, [np.arange(1000).reshape(spec.shape).astype(spec.dtype)])
+    assert ok[0].shape == spec.shape
