@@ -22,7 +22,7 @@ import jinja2
 import numpy as np
 
 from hil.errors import ModelError
-from hil.graph import Graph, Tensor
+from hil.graph import Graph, Tensor, shape_text
 from hil.lowering import lower
 from hil.lowering.base import CArray, LowerContext
 from hil.planner import ArenaPlan
@@ -222,7 +222,7 @@ def generate(
             {
                 "index": op.index,
                 "op": op.op,
-                "shape": "x".join(map(str, shape)) or "scalar",
+                "shape": shape_text(shape),
                 "macs": int(lowered.macs),
                 "call": body,
             }

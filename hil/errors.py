@@ -15,6 +15,11 @@ class UnsupportedOpError(ModelError):
     """The model uses an operator or tensor type the bench has no kernel for."""
 
 
+class InputError(HilError):
+    """User-supplied input data does not fit the model: wrong count, shape, type or range, or
+    an unreadable .npy file (the model itself is fine)."""
+
+
 class ModelTooLargeError(HilError):
     """The model does not fit the board's flash or RAM."""
 

@@ -118,3 +118,9 @@ class Graph:
         for t in self.outputs:
             last[t] = end
         return {t: (first[t], last[t]) for t in first}
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as people write it (`1x8x8x4`): one spelling for generated C comments and
+    report tables, so the two can be compared by eye; a 0-d tensor is `scalar`."""
+    return "x".join(map(str, shape)) or "scalar"

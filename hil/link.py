@@ -16,7 +16,14 @@ from typing import NamedTuple
 
 import serial
 
-from hil.errors import HilError, ModelError, ProtocolError, TargetError, TargetFault, TargetTimeout
+from hil.errors import (
+    HilError,
+    InputError,
+    ProtocolError,
+    TargetError,
+    TargetFault,
+    TargetTimeout,
+)
 
 # Mirrors firmware/runtime/hil_protocol.h (tests/platform checks that they agree).
 PROTOCOL_VERSION = 1
@@ -241,7 +248,7 @@ class DeviceLink:
         """Set input `index` to `data`, which must have exactly the input's size."""
         io = self._io("input", self._known_info().inputs, index)
         if len(data) != io.bytes:
-            raise ModelError(
+            raise InputError(
                 f"input {index} of the model on the target has {io.bytes} bytes ({io.dtype}); "
                 f"got {len(data)}"
             )
@@ -316,7 +323,7 @@ class DeviceLink:
 
     def _io(self, kind: str, ios: tuple[IoInfo, ...], index: int) -> IoInfo:
         if not 0 <= index < len(ios):
-            raise ModelError(f"the model on the target has {len(ios)} {kind}s; no {kind} {index}")
+            raise InputError(f"the model on the target has {len(ios)} {kind}s; no {kind} {index}")
         return ios[index]
 
     def _request(

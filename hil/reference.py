@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hil.errors import ModelError
+from hil.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from ai_edge_litert.interpreter import Interpreter
@@ -119,7 +119,7 @@ def output_specs(model: ModelSource) -> list[TensorSpec]:
 def check_inputs(
     specs: list[TensorSpec], inputs: list[np.ndarray], sources: list[str] | None = None
 ) -> list[np.ndarray]:
-    """Inputs converted to exactly what the model takes, or a ModelError saying what differs.
+    """Inputs converted to exactly what the model takes, or a InputError saying what differs.
 
     Lenient only where nothing can be lost: a missing leading batch dimension of 1 is added,
     any float array becomes float32, and an integer array becomes the input's integer type when
@@ -129,7 +129,7 @@ def check_inputs(
     names = sources or [f"input {i}" for i in range(len(inputs))]
     if len(inputs) != len(specs):
         expected = ", ".join(s.describe() for s in specs)
-        raise ModelError(
+        raise InputError(
             f"the model has {len(specs)} input(s) ({expected}) but {len(inputs)} were given: "
             "give one array per model input, in order"
         )
@@ -141,7 +141,7 @@ def check_inputs(
             if (1, *x.shape) == spec.shape:
                 x = x.reshape(spec.shape)
             else:
-                raise ModelError(
+                raise InputError(
                     f"{name}: shape {list(x.shape)} does not fit model input {spec.describe()} "
                     f"(got {got}): save an array of shape {list(spec.shape)}"
                 )
@@ -158,11 +158,11 @@ def _convert(x: np.ndarray, spec: TensorSpec, name: str, got: str) -> np.ndarray
         info = np.iinfo(spec.dtype)
         if x.size == 0 or (x.min() >= info.min and x.max() <= info.max):
             return x.astype(spec.dtype)
-        raise ModelError(
+        raise InputError(
             f"{name}: values {x.min()}..{x.max()} do not fit model input {spec.describe()} "
             f"(range {info.min}..{info.max}): quantize the data first"
         )
-    raise ModelError(
+    raise InputError(
         f"{name}: element type {x.dtype.name} does not fit model input {spec.describe()} "
         f"(got {got}): save it with x.astype(np.{spec.dtype.name})"
     )
@@ -176,9 +176,9 @@ def load_npy_inputs(paths: list[str | Path], model: ModelSource) -> list[np.ndar
         try:
             arrays.append(np.load(path, allow_pickle=False))
         except FileNotFoundError:
-            raise ModelError(f"input file {path} does not exist: check the path") from None
+            raise InputError(f"input file {path} does not exist: check the path") from None
         except (ValueError, OSError, EOFError) as exc:
-            raise ModelError(
+            raise InputError(
                 f"input file {path} is not a readable .npy array ({exc}): write it with np.save"
             ) from exc
     return check_inputs(input_specs(model), arrays, [str(p) for p in paths])

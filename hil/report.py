@@ -16,9 +16,32 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from hil.graph import shape_text
 from hil.measure import MAX_LSB_DIFF
 
 KIB = 1024
+
+#: Keys of `Report.to_dict()` that consumers (CI scripts, the optimizer, `hil profile --json`
+#: readers) may rely on: renaming or dropping one is a breaking change.
+JSON_CONTRACT_KEYS: frozenset[str] = frozenset(
+    {
+        "board",
+        "model",
+        "timing_source",
+        "latency_counts",
+        "latency_ms",
+        "flash_bytes",
+        "ram_bytes",
+        "static_ram_bytes",
+        "arena_bytes",
+        "stack_bytes",
+        "macs",
+        "params",
+        "outputs_exact_rate",
+        "max_abs_diff",
+        "layers",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -181,7 +204,7 @@ class Report:
             table.add_row(
                 str(layer.index),
                 layer.op,
-                "x".join(map(str, layer.shape)),
+                shape_text(layer.shape),
                 f"{layer.macs:,}",
                 f"{layer.counts:,}",
                 f"{layer.counts / total:.1%}",

@@ -175,7 +175,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     key: [r[key] for r in runs] for key in runs[0]
                 }
                 if args.json:
-                    args.json.write_text(json.dumps(result))
+                    tmp = args.json.with_name(args.json.name + ".tmp")
+                    tmp.write_text(json.dumps(result))
+                    tmp.replace(args.json)  # readers never see half a file
     return result
 
 

@@ -14,6 +14,7 @@ sees a well-defined point but the value has no effect.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ class SpaceError(HilError):
 
 
 @dataclass(frozen=True)
-class Param:
+class Param(ABC):
     """Common part of every parameter. `when` maps another parameter's name to the values for
     which this one is active (e.g. ``{"pruning.mode": ("structured", "unstructured")}``)."""
 
@@ -37,18 +38,21 @@ class Param:
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     help: str = ""
 
+    @abstractmethod
     def check(self, value: Any) -> Any:
         """Return `value` in canonical form or raise SpaceError saying what is wrong."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_unit(self, value: Any) -> float:
-        raise NotImplementedError
+        """Position of a valid value in [0, 1]."""
 
+    @abstractmethod
     def from_unit(self, u: float) -> Any:
-        raise NotImplementedError
+        """The value at position `u` in [0, 1]."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """Type and range in words, for error messages and docs."""
 
     def _fail(self, value: Any, expected: str) -> SpaceError:
         return SpaceError(f"{self.name} = {value!r}: expected {expected}")
@@ -128,10 +132,7 @@ class Int(Param):
     def to_unit(self, value: Any) -> float:
         v = self.check(value)
         lo, hi = self._edges()
-        if self.log:
-            centre = (math.log(v) + math.log(v + 1)) / 2
-        else:
-            centre = v + 0.5
+        centre = (math.log(v) + math.log(v + 1)) / 2 if self.log else v + 0.5
         return (centre - lo) / (hi - lo)
 
     def from_unit(self, u: float) -> int:

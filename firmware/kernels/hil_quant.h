@@ -31,14 +31,32 @@ static inline int32_t hil_rounding_divide_by_pot(int32_t x, int exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* x * 2^left for 0 <= left <= 30, saturating to the int32 range instead of overflowing (which
+ * is undefined behaviour in C). Saturation keeps the sign, so a requantized value that far out
+ * of range still clamps to the right end of the int8 range. Two compares, no 64-bit
+ * arithmetic: cheap on a Cortex-M0+, which has no saturating instructions. */
+static inline int32_t hil_saturating_left_shift(int32_t x, int left)
+{
+    const int32_t limit = INT32_MAX >> left; /* largest x whose shift fits */
+    if (x > limit) {
+        return INT32_MAX;
+    }
+    if (x < -limit - 1) {
+        return INT32_MIN;
+    }
+    return x * ((int32_t)1 << left);
+}
+
 /* x * multiplier * 2^shift, with multiplier a Q31 value in [0.5, 1) (or 0) and shift the
- * signed exponent: left shifts happen before the multiply, right shifts after. */
+ * signed exponent (at most 30): left shifts happen before the multiply, right shifts after,
+ * as in TFLite. Results equal TFLite's wherever x * 2^shift fits int32; beyond that TFLite's
+ * int32 multiply overflows, this one saturates. */
 static inline int32_t hil_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int left = shift > 0 ? shift : 0;
-    const int right = shift > 0 ? 0 : -shift;
-    return hil_rounding_divide_by_pot(
-        hil_sat_rounding_doubling_high_mul(x * (1 << left), multiplier), right);
+    if (shift > 0) {
+        return hil_sat_rounding_doubling_high_mul(hil_saturating_left_shift(x, shift), multiplier);
+    }
+    return hil_rounding_divide_by_pot(hil_sat_rounding_doubling_high_mul(x, multiplier), -shift);
 }
 
 /* x * multiplier * 2^shift with a single rounding step (round half up on the exact 64-bit

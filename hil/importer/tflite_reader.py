@@ -85,26 +85,34 @@ def load_tflite(path: str | Path, *, check_support: bool = True) -> Graph:
     if not p.is_file():
         what = "is a directory, not" if p.is_dir() else "does not exist; expected"
         raise ModelError(f"model file {p} {what} a .tflite file")
-    size = p.stat().st_size
-    _check_size(size, p.name)
-    return load_tflite_bytes(p.read_bytes(), name=p.stem, check_support=check_support)
+    _check_size(p.stat().st_size, str(p))
+    return load_tflite_bytes(
+        p.read_bytes(), name=p.stem, check_support=check_support, source=str(p)
+    )
 
 
-def load_tflite_bytes(data: bytes, name: str = "model", *, check_support: bool = True) -> Graph:
-    """Import a model held in memory (same checks as `load_tflite`)."""
-    _check_size(len(data), name)
+def load_tflite_bytes(
+    data: bytes, name: str = "model", *, check_support: bool = True, source: str | None = None
+) -> Graph:
+    """Import a model held in memory (same checks as `load_tflite`).
+
+    `source` is what error messages call the model (`load_tflite` passes the file path, so a
+    user with several models of the same stem knows which one is broken); default `name`.
+    """
+    where = source or name
+    _check_size(len(data), where)
     if data[4:8] != FILE_IDENTIFIER:
         raise ModelError(
-            f"{name} is not a TFLite model: file identifier is {bytes(data[4:8])!r}, "
+            f"{where} is not a TFLite model: file identifier is {bytes(data[4:8])!r}, "
             f"expected {FILE_IDENTIFIER!r}; pass a .tflite flatbuffer from the TFLite converter"
         )
     try:
-        graph = _Reader(bytes(data), name).graph()
+        graph = _Reader(bytes(data), name, where).graph()
     except ModelError:
         raise
     except _CORRUPTION_ERRORS as e:
         raise ModelError(
-            f"{name} is corrupt or truncated ({type(e).__name__}: {e}); "
+            f"{where} is corrupt or truncated ({type(e).__name__}: {e}); "
             "re-export it from the TFLite converter"
         ) from e
     if check_support:
@@ -112,11 +120,11 @@ def load_tflite_bytes(data: bytes, name: str = "model", *, check_support: bool =
     return graph
 
 
-def _check_size(size: int, name: str) -> None:
+def _check_size(size: int, where: str) -> None:
     if size < MIN_MODEL_BYTES:
-        raise ModelError(f"{name} is {size} bytes: too small to be a TFLite model (truncated?)")
+        raise ModelError(f"{where} is {size} bytes: too small to be a TFLite model (truncated?)")
     if size > MAX_MODEL_BYTES:
-        raise ModelError(f"{name} is {size} bytes: larger than any TFLite flatbuffer can be")
+        raise ModelError(f"{where} is {size} bytes: larger than any TFLite flatbuffer can be")
 
 
 def _snake(camel: str) -> str:
@@ -163,16 +171,17 @@ def _options_dict(table: Any, options_type: int) -> dict[str, Any]:
 class _Reader:
     """One pass over the flatbuffer; any accessor may raise on a damaged file."""
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes, name: str, where: str) -> None:
         self.data = data
-        self.name = name
+        self.name = name  # the graph's name
+        self.where = where  # what messages call the model: its path when it has one
         self.model = tflite.Model.GetRootAs(data, 0)
 
     def _count(self, n: int, what: str) -> int:
         # A vector of tables needs at least 4 bytes per entry: a larger count is a bad offset,
         # and iterating it would take forever.
         if n < 0 or n * 4 > len(self.data):
-            raise ModelError(f"{self.name} is corrupt: {what} count {n} exceeds the file size")
+            raise ModelError(f"{self.where} is corrupt: {what} count {n} exceeds the file size")
         return n
 
     def graph(self) -> Graph:
@@ -180,7 +189,7 @@ class _Reader:
         n_sub = self._count(m.SubgraphsLength(), "subgraph")
         if n_sub != 1:
             raise UnsupportedOpError(
-                f"{self.name} has {n_sub} subgraphs; the bench runs single-subgraph models only "
+                f"{self.where} has {n_sub} subgraphs; the bench runs single-subgraph models only "
                 "(no control flow such as IF/WHILE/CALL_ONCE)"
             )
         sg = m.Subgraphs(0)
@@ -196,7 +205,7 @@ class _Reader:
             top = sg.Operators(i)
             idx = top.OpcodeIndex()
             if idx >= len(op_names):
-                raise ModelError(f"{self.name} is corrupt: operator {i} has opcode index {idx}")
+                raise ModelError(f"{self.where} is corrupt: operator {i} has opcode index {idx}")
             operators.append(
                 Operator(
                     index=i,
@@ -219,7 +228,7 @@ class _Reader:
         lo = -1 if optional else 0
         for v in values:
             if not lo <= v < n:
-                raise ModelError(f"{self.name} is corrupt: {what} refers to tensor {v} of {n}")
+                raise ModelError(f"{self.where} is corrupt: {what} refers to tensor {v} of {n}")
         return values
 
     def _op_name(self, code: Any, i: int) -> str:
@@ -230,12 +239,12 @@ class _Reader:
         if name == "CUSTOM":
             custom = (code.CustomCode() or b"?").decode("utf-8", errors="replace")
             raise UnsupportedOpError(
-                f"{self.name} uses the custom operator {custom!r}; the bench runs builtin "
+                f"{self.where} uses the custom operator {custom!r}; the bench runs builtin "
                 "TFLite operators only: re-export without custom ops"
             )
         if name is None:
             raise ModelError(
-                f"{self.name}: operator code {i} has unknown builtin code {value} "
+                f"{self.where}: operator code {i} has unknown builtin code {value} "
                 "(corrupt file, or a newer TFLite schema than the bench knows)"
             )
         return name
@@ -261,7 +270,7 @@ class _Reader:
         shape_arr = t.ShapeAsNumpy()
         shape = () if isinstance(shape_arr, int) else tuple(int(d) for d in shape_arr)
         if any(d < 0 for d in shape):
-            raise ModelError(f"{self.name} is corrupt: tensor {index} ({name!r}) shape {shape}")
+            raise ModelError(f"{self.where} is corrupt: tensor {index} ({name!r}) shape {shape}")
         tensor = Tensor(index, name, shape, dtype, self._quant(t.Quantization()), None)
         tensor.data = self._data(t.Buffer(), tensor)
         return tensor
@@ -280,14 +289,14 @@ class _Reader:
         n_buf = self.model.BuffersLength()
         if buffer_index >= n_buf:
             raise ModelError(
-                f"{self.name} is corrupt: tensor {tensor.index} refers to buffer {buffer_index} "
+                f"{self.where} is corrupt: tensor {tensor.index} refers to buffer {buffer_index} "
                 f"of {n_buf}"
             )
         buf = self.model.Buffers(buffer_index)
         offset, size = buf.Offset(), buf.Size()
         if offset > 1:  # models over 2 GiB keep buffers after the flatbuffer
             if offset + size > len(self.data):
-                raise ModelError(f"{self.name} is truncated: buffer {buffer_index} ends past EOF")
+                raise ModelError(f"{self.where} is truncated: buffer {buffer_index} ends past EOF")
             raw = self.data[offset : offset + size]
         else:
             arr = buf.DataAsNumpy()
@@ -299,7 +308,7 @@ class _Reader:
         expected = tensor.size * np.dtype(_NUMPY_DTYPES[tensor.dtype]).itemsize
         if len(raw) != expected:
             raise ModelError(
-                f"{self.name} is corrupt: tensor {tensor.index} ({tensor.name!r}) of shape "
+                f"{self.where} is corrupt: tensor {tensor.index} ({tensor.name!r}) of shape "
                 f"{tensor.shape} {tensor.dtype} needs {expected} bytes, its buffer has {len(raw)}"
             )
         return (

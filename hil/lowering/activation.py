@@ -13,19 +13,23 @@ import math
 
 import numpy as np
 
-from hil.errors import ModelError, UnsupportedOpError
+from hil.errors import ModelError
 from hil.graph import Graph, Operator, Quantization
 from hil.lowering.base import CArray, LowerContext, LoweredOp
-from hil.lowering.quant import quantize_multiplier
-from hil.lowering.quantize import (
+from hil.lowering.common import (
+    RELU_RANGES,
+    activation_range,
+    lut_call,
+    require_dtype,
+    tensor_quant,
+)
+from hil.lowering.quant import (
     INT8_VALUES,
     clamp_int8,
-    lut_call,
     multiply_by_quantized_multiplier,
-    require_dtype,
+    quantize_multiplier,
     rounding_divide_by_pot,
     rounding_doubling_high_mul,
-    tensor_quant,
     truncating_divide_by_pot,
 )
 from hil.lowering.registry import register
@@ -94,34 +98,6 @@ def hard_swish_table(in_q: Quantization, out_q: Quantization) -> np.ndarray:
     return clamp_int8(out)
 
 
-#: Real-valued clamp range of each ReLU flavour, standalone or fused (None: unbounded above).
-_RELU_RANGES: dict[str, tuple[float, float | None]] = {
-    "RELU": (0.0, None),
-    "RELU6": (0.0, 6.0),
-    "RELU_N1_TO_1": (-1.0, 1.0),
-}
-
-
-def _round_half_away(x: np.float32) -> int:
-    return int(math.copysign(math.floor(abs(float(x)) + 0.5), float(x)))
-
-
-def activation_range(activation: str, out_q: Quantization) -> tuple[int, int]:
-    """int8 clamp bounds of a (fused) activation: zero point + round(bound / scale) in float32."""
-    if activation == "NONE":
-        return -128, 127
-    if activation not in _RELU_RANGES:
-        raise UnsupportedOpError(
-            f"fused activation {activation} is not supported; supported: NONE, "
-            f"{', '.join(_RELU_RANGES)}"
-        )
-    lo_real, hi_real = _RELU_RANGES[activation]
-    out_scale, out_zp = _f32(out_q.scale[0]), int(out_q.zero_point[0])
-    lo = max(-128, out_zp + _round_half_away(_f32(lo_real) / out_scale))
-    hi = 127 if hi_real is None else min(127, out_zp + _round_half_away(_f32(hi_real) / out_scale))
-    return lo, hi
-
-
 def relu_table(op_name: str, in_q: Quantization, out_q: Quantization) -> np.ndarray:
     """TFLite's standalone int8 ReLU family: requantize to the output scale, then clamp.
 
@@ -152,7 +128,7 @@ def lower_hard_swish(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp
     return lut_call(ctx, src, dst, graph.tensor(dst).size, hard_swish_table(in_q, out_q))
 
 
-@register(*_RELU_RANGES)
+@register(*RELU_RANGES)
 def lower_relu(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
     src, dst, in_q, out_q = _unary_operands(graph, op)
     return lut_call(ctx, src, dst, graph.tensor(dst).size, relu_table(op.op, in_q, out_q))

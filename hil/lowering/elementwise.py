@@ -8,17 +8,15 @@ both inputs, so Keras Add of equal shapes is one flat row and a squeeze-excitati
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator, Quantization
-from hil.lowering.activation import activation_range
 from hil.lowering.base import CArray, LowerContext, LoweredOp
+from hil.lowering.common import c_params, fused_activation_range, require_dtype, tensor_quant
 from hil.lowering.quant import quantize_multiplier
-from hil.lowering.quantize import require_dtype, tensor_quant
 from hil.lowering.registry import register
 
 #: Dims the broadcast walker handles (firmware HIL_BROADCAST_DIMS).
@@ -81,23 +79,18 @@ def _operands(graph: Graph, op: Operator) -> tuple[list[Quantization], tuple[int
     for t in (*op.inputs, op.outputs[0]):
         require_dtype(graph, op, t, ("int8",))
     quants = [tensor_quant(graph, t, op) for t in (*op.inputs, op.outputs[0])]
-    act = str(op.options.get("fused_activation_function", "NONE"))
-    return quants, activation_range(act, quants[2])
+    return quants, fused_activation_range(op, graph.tensor(op.outputs[0]))
 
 
-def _call(graph: Graph, op: Operator, ctx: LowerContext, kernel: str,
+def _binary_layer(graph: Graph, op: Operator, ctx: LowerContext, kernel: str,
           params: dict[str, int]) -> LoweredOp:
     in1, in2 = op.inputs
     out = op.outputs[0]
     geometry = broadcast_geometry(graph.tensor(in1).shape, graph.tensor(in2).shape,
                                   graph.tensor(out).shape)
-    fields = textwrap.fill(
-        ", ".join(f".{k}\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}{int(v)}" for k, v in params.items()),
-        88, initial_indent="    ", subsequent_indent="    ",
-    ).replace("\N{NO-BREAK SPACE}", " ")
     name = f"{ctx.prefix}_shape"
     call = (
-        f"static const {kernel}_params_t params = {{\n{fields}\n}};\n"
+        f"{c_params(f'{kernel}_params_t', 'params', params)}\n"
         f"{kernel}({ctx.tensor_ref(in1)}, {ctx.tensor_ref(in2)}, {ctx.tensor_ref(out)}, "
         f"{name}, &params);"
     )
@@ -129,7 +122,7 @@ def lower_add(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         "output_multiplier": mo, "output_shift": sho,
         "left_shift": ADD_LEFT_SHIFT, "act_min": act_min, "act_max": act_max,
     }
-    return _call(graph, op, ctx, "hil_add_s8", params)
+    return _binary_layer(graph, op, ctx, "hil_add_s8", params)
 
 
 @register("MUL")
@@ -143,6 +136,6 @@ def lower_mul(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         "output_offset": qo.zero_point[0], "output_multiplier": mult, "output_shift": shift,
         "act_min": act_min, "act_max": act_max,
     }
-    lowered = _call(graph, op, ctx, "hil_mul_s8", params)
+    lowered = _binary_layer(graph, op, ctx, "hil_mul_s8", params)
     lowered.macs = graph.tensor(op.outputs[0]).size
     return lowered

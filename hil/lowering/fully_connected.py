@@ -6,18 +6,14 @@ dimension); keep_num_dims only changes the output's shape, not the arithmetic.
 
 from __future__ import annotations
 
-import numpy as np
-
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator
-from hil.lowering.base import CArray, LowerContext, LoweredOp
-from hil.lowering.conv import (
-    activation_range,
-    bias_operand,
-    c_params,
+from hil.lowering.base import LowerContext, LoweredOp
+from hil.lowering.common import (
     constant,
+    fused_activation_range,
     operand,
-    requant_arrays,
+    weighted_layer,
     zero_point_of,
 )
 from hil.lowering.registry import register
@@ -49,7 +45,7 @@ def lower_fully_connected(graph: Graph, op: Operator, ctx: LowerContext) -> Lowe
         raise ModelError(
             f"operator {op.index} ({op.op}): output shape {out.shape} is not {batches} x {out_n}"
         )
-    act_min, act_max = activation_range(op, out)
+    act_min, act_max = fused_activation_range(op, out)
     fields = {
         "batches": batches,
         "in_n": in_n,
@@ -59,15 +55,12 @@ def lower_fully_connected(graph: Graph, op: Operator, ctx: LowerContext) -> Lowe
         "act_min": act_min,
         "act_max": act_max,
     }
-    p = ctx.prefix
-    constants = [CArray(f"{p}_w", "int8_t", np.asarray(weights.data, np.int8).ravel())]
-    bias_consts, bias_ref = bias_operand(ctx, op, bias, out_n)
-    constants += bias_consts
-    constants += requant_arrays(ctx, op, inp, weights, out, out_n)
-    call = (
-        c_params("hil_fc_params_t", f"{p}_params", fields)
-        + f"\nhil_fully_connected_s8(&{p}_params, {ctx.tensor_ref(inp.index)}, {p}_w, "
-        + f"{bias_ref}, {p}_mult, {p}_shift, "
-        + f"{ctx.tensor_ref(out.index)});"
+    return weighted_layer(
+        ctx,
+        op,
+        "hil_fully_connected_s8",
+        ("hil_fc_params_t", fields),
+        (inp, weights, bias, out),
+        out_n,
+        batches * in_n * out_n,
     )
-    return LoweredOp(call, constants, batches * in_n * out_n)

@@ -11,11 +11,11 @@ import numpy as np
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator
 from hil.lowering.base import LowerContext, LoweredOp
-from hil.lowering.conv import (
-    activation_range,
-    c_params,
+from hil.lowering.common import (
+    fused_activation_range,
     operand,
     padding_before,
+    params_call,
     scale_of,
     zero_point_of,
 )
@@ -44,7 +44,7 @@ def lower_pool(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         raise ModelError(f"operator {op.index} ({op.op}): {channels} channels in, {out_c} out")
     k_h, k_w = int(op.options["filter_height"]), int(op.options["filter_width"])
     stride_h, stride_w = int(op.options.get("stride_h", 1)), int(op.options.get("stride_w", 1))
-    act_min, act_max = activation_range(op, out)
+    act_min, act_max = fused_activation_range(op, out)
     fields = {
         "batches": batches,
         "in_h": in_h,
@@ -61,11 +61,9 @@ def lower_pool(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         "act_min": act_min,
         "act_max": act_max,
     }
-    p = ctx.prefix
-    call = (
-        c_params("hil_pool_params_t", f"{p}_params", fields)
-        + f"\n{_POOL_KERNELS[op.op]}(&{p}_params, {ctx.tensor_ref(inp.index)}, "
-        + f"{ctx.tensor_ref(out.index)});"
+    call = params_call(
+        ctx, "hil_pool_params_t", fields, _POOL_KERNELS[op.op], ctx.tensor_ref(inp.index),
+        ctx.tensor_ref(out.index),
     )
     return LoweredOp(call, [], out.size * k_h * k_w)
 
@@ -118,9 +116,8 @@ def lower_mean(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         "multiplier": mult,
         "shift": shift,
     }
-    p = ctx.prefix
-    call = (
-        c_params("hil_mean_params_t", f"{p}_params", fields)
-        + f"\nhil_mean_s8(&{p}_params, {ctx.tensor_ref(inp.index)}, {ctx.tensor_ref(out.index)});"
+    call = params_call(
+        ctx, "hil_mean_params_t", fields, "hil_mean_s8", ctx.tensor_ref(inp.index),
+        ctx.tensor_ref(out.index),
     )
     return LoweredOp(call, [], inp.size)

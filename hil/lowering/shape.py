@@ -14,7 +14,8 @@ import numpy as np
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator
 from hil.lowering.base import CArray, LowerContext, LoweredOp
-from hil.lowering.quantize import requantize_table, require_dtype, tensor_quant
+from hil.lowering.common import require_dtype, tensor_quant
+from hil.lowering.quant import requantize_table
 from hil.lowering.registry import register
 
 #: Rank the pad kernel handles (lower ranks are padded with leading 1s).

@@ -62,7 +62,7 @@ def _child_main(conn: Connection, log_path: str | None, fn: Callable[..., Any],
         conn.send(("failed", str(exc), ""))
     except MemoryError:
         conn.send(("failed", "out of memory (MemoryError)", traceback.format_exc()))
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a reason
+    except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"
         if "ResourceExhausted" in type(exc).__name__:
             reason = f"out of memory ({reason})"

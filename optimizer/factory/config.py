@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optimizer.space import Bool, Categorical, Float, Int, Space, SpaceError
-
 from optimizer.factory.errors import FactoryError
+from optimizer.space import Bool, Categorical, Float, Int, Space, SpaceError
 
 _PRUNED = {"pruning.mode": ("structured", "unstructured")}
 _MOBILENET = {"model.family": ("mobilenetv3",)}

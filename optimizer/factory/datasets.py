@@ -117,7 +117,9 @@ def _resolve(name: str) -> _Entry:
         try:
             fn = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
-            raise FactoryError(f"dataset {name!r}: cannot import {attr} from {module}: {exc}") from exc
+            raise FactoryError(
+                f"dataset {name!r}: cannot import {attr} from {module}: {exc}"
+            ) from exc
         return _Entry(fn, 0.15, 0.15, False)
     raise FactoryError(
         f"unknown dataset {name!r}; known: {', '.join(available_datasets())} "

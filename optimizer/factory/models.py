@@ -118,9 +118,8 @@ class _Layers:
     def __init__(self, ndim: int) -> None:
         self.conv = keras.layers.Conv1D if ndim == 1 else keras.layers.Conv2D
         self.dwconv = keras.layers.DepthwiseConv1D if ndim == 1 else keras.layers.DepthwiseConv2D
-        self.gap = (
-            keras.layers.GlobalAveragePooling1D if ndim == 1 else keras.layers.GlobalAveragePooling2D
-        )
+        pool1d, pool2d = keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D
+        self.gap = pool1d if ndim == 1 else pool2d
         self.ndim = ndim
 
 

@@ -23,14 +23,14 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402 - after the log level
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from optimizer.factory import models, pruning, quantization  # noqa: E402
-from optimizer.factory.config import CandidateConfig  # noqa: E402
-from optimizer.factory.datasets import Splits  # noqa: E402
-from optimizer.factory.errors import CandidateFailed  # noqa: E402
+from optimizer.factory import models, pruning, quantization
+from optimizer.factory.config import CandidateConfig
+from optimizer.factory.datasets import Splits
+from optimizer.factory.errors import CandidateFailed
 
 Progress = Callable[[str], None]
 

@@ -122,7 +122,7 @@ def convert(model: keras.Model, calibration: np.ndarray, *, per_channel: bool) -
     return converter.convert()
 
 
-def _interpreter(tflite: bytes):  # noqa: ANN202 - ai_edge_litert has no public type
+def _interpreter(tflite: bytes):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     it = Interpreter(

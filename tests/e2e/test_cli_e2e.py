@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from hil.reference import input_specs
+from hil.report import JSON_CONTRACT_KEYS
 
 pytestmark = pytest.mark.qemu
 
@@ -56,24 +57,8 @@ def test_profile_with_input_and_json(digit_npy: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
-    for key in (
-        "board",
-        "model",
-        "timing_source",
-        "latency_counts",
-        "latency_ms",
-        "flash_bytes",
-        "ram_bytes",
-        "static_ram_bytes",
-        "arena_bytes",
-        "stack_bytes",
-        "macs",
-        "params",
-        "outputs_exact_rate",
-        "max_abs_diff",
-        "layers",
-    ):
-        assert key in report, f"JSON report lacks {key!r}"
+    missing = JSON_CONTRACT_KEYS - report.keys()
+    assert not missing, f"JSON report lacks {sorted(missing)}"
     assert report["board"] == "qemu-m0" and report["model"] == "digits-dscnn"
     assert report["max_abs_diff"] <= 1
     assert report["latency_counts"] > 0 and report["stack_bytes"] > 0

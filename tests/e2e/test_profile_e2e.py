@@ -17,7 +17,7 @@ from zoo import ZOO, sample_inputs
 
 import hil
 from hil.boards import load_board
-from hil.errors import ModelError
+from hil.errors import InputError
 from hil.graph import Graph
 from hil.importer import load_tflite
 
@@ -150,5 +150,5 @@ def test_given_inputs_are_checked_and_used(record_property: Callable[[str, objec
     x = np.clip(np.round(image / spec.scale) + spec.zero_point, -128, 127).astype(np.int8)
     report = hil.profile(path, "qemu-m4", runs=1, warmup=0, inputs=[x[:, :, None]], progress=False)
     check_report(report, load_tflite(path), "qemu-m4", 1, record_property)
-    with pytest.raises(ModelError, match=r"shape \[8, 8\].*int8\[1, 8, 8, 1\]"):
+    with pytest.raises(InputError, match=r"shape \[8, 8\].*int8\[1, 8, 8, 1\]"):
         hil.profile(path, "qemu-m4", runs=1, inputs=[x], progress=False)

@@ -42,7 +42,7 @@ def test_bad_config_is_refused_clearly(tmp_path: Path, text: str, message: str) 
 def test_missing_file_and_bad_seed() -> None:
     with pytest.raises(FactoryError, match="does not exist"):
         CandidateConfig.from_toml("/nonexistent/x.toml")
-    with pytest.raises(FactoryError, match="train.seed"):
+    with pytest.raises(FactoryError, match=r"train\.seed"):
         CandidateConfig("digits", seed=-1)
     with pytest.raises(SpaceError):
         CandidateConfig("digits", hparams={"pruning.mode": "random"})
@@ -69,3 +69,18 @@ def test_user_dataset_from_arrays_and_errors() -> None:
         load_dataset("nope")
     with pytest.raises(FactoryError, match="cannot import"):
         load_dataset("no_such_module_xyz:load")
+
+
+def test_train_command_refuses_a_bad_config_before_any_work(tmp_path: Path) -> None:
+    import argparse
+
+    from optimizer.factory.cli import register
+
+    parser = argparse.ArgumentParser(prog="hil")
+    register(parser.add_subparsers())
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ndataset = "digits"\n[model]\nstages = 9\n')
+    args = parser.parse_args(["train", str(bad), "--out", str(tmp_path / "run")])
+    with pytest.raises(FactoryError, match=r"model\.stages = 9"):
+        args.func(args)
+    assert not (tmp_path / "run").exists()

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from optimizer.factory import pipeline  # noqa: E402
-from optimizer.factory.config import CandidateConfig  # noqa: E402
-from optimizer.factory.datasets import load_dataset  # noqa: E402
-from optimizer.factory.quantization import BENCH_OPS  # noqa: E402
+from optimizer.factory import pipeline
+from optimizer.factory.config import CandidateConfig
+from optimizer.factory.datasets import load_dataset
+from optimizer.factory.quantization import BENCH_OPS
 
 pytestmark = pytest.mark.slow
 

@@ -180,6 +180,15 @@ def test_garbage_with_the_right_identifier_is_a_model_error(seed: int) -> None:
         load_tflite_bytes(bytes(data), "garbage")
 
 
+def test_corrupt_file_message_names_its_path(good_bytes: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "model.tflite"
+    path.parent.mkdir()
+    path.write_bytes(good_bytes[: len(good_bytes) // 2])
+    with pytest.raises(ModelError, match=r"corrupt|truncated") as info:
+        load_tflite(path)
+    assert str(path) in str(info.value)
+
+
 def test_wrong_identifier_is_named(good_bytes: bytes) -> None:
     data = good_bytes[:4] + b"ONNX" + good_bytes[8:]
     with pytest.raises(ModelError, match="identifier is b'ONNX'"):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hil.boards import load_board
 
 import hil
 from hil import cli
-from hil.errors import BoardError, HilError, ModelError, ModelTooLargeError
+from hil.boards import load_board
+from hil.errors import BoardError, HilError, InputError, ModelTooLargeError
 from hil.importer import load_tflite
 
 MODEL = "autoencoder"  # FULLY_CONNECTED only: small, quick to build and run
@@ -37,7 +37,7 @@ def test_bad_arguments_and_inputs_are_clear_errors(zoo_model: Callable[[str], Pa
         hil.profile(path, runs=0, progress=False)
     with pytest.raises(HilError, match="budget"):
         hil.profile(path, budgets={"max_speed": 1}, progress=False)
-    with pytest.raises(ModelError, match="shape"):
+    with pytest.raises(InputError, match="shape"):
         hil.profile(path, inputs=[np.zeros((1, 3), np.int8)], progress=False)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.errors import ModelError
+from hil.errors import InputError, ModelError
 from hil.reference import (
     TensorSpec,
     check_inputs,
@@ -133,14 +133,14 @@ def test_check_inputs_accepts_what_loses_nothing() -> None:
 def test_check_inputs_names_expected_and_got(
     spec: TensorSpec, x: np.ndarray, words: list[str]
 ) -> None:
-    with pytest.raises(ModelError) as err:
+    with pytest.raises(InputError) as err:
         check_inputs([spec], [x], ["x.npy"])
     for w in [*words, "x.npy"]:
         assert w in str(err.value)
 
 
 def test_check_inputs_wants_one_array_per_input() -> None:
-    with pytest.raises(ModelError, match=r"has 2 input\(s\).*but 1 were given"):
+    with pytest.raises(InputError, match=r"has 2 input\(s\).*but 1 were given"):
         check_inputs([SPEC, FSPEC], [np.zeros((1, 4, 3), np.int8)])
 
 
@@ -153,13 +153,13 @@ def test_load_npy_inputs(zoo_model: ZooModel, tmp_path: Path) -> None:
 
     garbage = tmp_path / "garbage.npy"
     garbage.write_bytes(b"not numpy")
-    with pytest.raises(ModelError, match=r"garbage\.npy is not a readable \.npy"):
+    with pytest.raises(InputError, match=r"garbage\.npy is not a readable \.npy"):
         load_npy_inputs([garbage], model)
-    with pytest.raises(ModelError, match=r"missing\.npy does not exist"):
+    with pytest.raises(InputError, match=r"missing\.npy does not exist"):
         load_npy_inputs([tmp_path / "missing.npy"], model)
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((1, 47), np.int8))
-    with pytest.raises(ModelError, match=r"wrong.npy: shape \[1, 47\].*int8\[1, 48\]"):
+    with pytest.raises(InputError, match=r"wrong.npy: shape \[1, 47\].*int8\[1, 48\]"):
         load_npy_inputs([wrong], model)
 
 
