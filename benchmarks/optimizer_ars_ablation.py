@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "reward=ei": {"reward": "ei"},
     "alpha=0.1": {"step_size": 0.1},
     "nu=0.2": {"noise": 0.2},
+    "box=off": {"reference_box": False},
 }
 
 

@@ -1,7 +1,8 @@
 """Boards the bench can build for and run on, read from `boards/<name>/board.toml`.
 
-Adding a board means adding a folder: its board.toml (schema in docs/architecture.md), startup
-code, linker script and port.c. Nothing here lists boards by name.
+Adding a board means adding a folder: its board.toml (schema in docs/architecture.md), linker
+script and port.c (the vector table and start-up code are the runtime's, the same for every
+board). Nothing here lists boards by name.
 """
 
 from __future__ import annotations

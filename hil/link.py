@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import NamedTuple
 
 import serial
@@ -96,7 +95,7 @@ class Frame(NamedTuple):
     payload: bytes
 
 
-class IoInfo(NamedTuple):
+class DeviceIo(NamedTuple):
     """One model input or output as the device describes it."""
 
     bytes: int
@@ -110,8 +109,8 @@ class DeviceInfo:
     protocol_version: int
     board: str
     model_id: int  # hash of the generated source: compare with the image you built
-    inputs: tuple[IoInfo, ...]
-    outputs: tuple[IoInfo, ...]
+    inputs: tuple[DeviceIo, ...]
+    outputs: tuple[DeviceIo, ...]
     num_layers: int
     arena_bytes: int
     counts_per_second: int  # frequency of the time counter the counts are in
@@ -189,12 +188,7 @@ class DeviceLink:
     def __enter__(self) -> DeviceLink:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -217,7 +211,7 @@ class DeviceLink:
             ios = []
             for _ in range(n_in + n_out):
                 size, code = struct.unpack_from("<IB", p, pos)
-                ios.append(IoInfo(size, DTYPES.get(code, f"dtype{code}")))
+                ios.append(DeviceIo(size, DTYPES.get(code, f"dtype{code}")))
                 pos += 5
             name_len = p[pos]
             board = p[pos + 1 : pos + 1 + name_len].decode("ascii", errors="replace")
@@ -321,7 +315,7 @@ class DeviceLink:
     def _known_info(self) -> DeviceInfo:
         return self._info if self._info is not None else self.info()
 
-    def _io(self, kind: str, ios: tuple[IoInfo, ...], index: int) -> IoInfo:
+    def _io(self, kind: str, ios: tuple[DeviceIo, ...], index: int) -> DeviceIo:
         if not 0 <= index < len(ios):
             raise InputError(f"the model on the target has {len(ios)} {kind}s; no {kind} {index}")
         return ios[index]

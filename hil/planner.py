@@ -59,7 +59,7 @@ class ArenaPlan:
         items = sorted(self.offsets)
         for n, a in enumerate(items):
             for b in items[n + 1 :]:
-                if self._root(a) == self._root(b):
+                if _alias_root(self.aliases, a) == _alias_root(self.aliases, b):
                     continue
                 if _live_together(self.lifetimes[a], self.lifetimes[b]) and _bytes_overlap(
                     self.offsets[a], self.sizes[a], self.offsets[b], self.sizes[b]
@@ -67,10 +67,12 @@ class ArenaPlan:
                     bad.append((a, b))
         return bad
 
-    def _root(self, t: int) -> int:
-        while t in self.aliases:
-            t = self.aliases[t]
-        return t
+
+def _alias_root(aliases: dict[int, int], t: int) -> int:
+    """The tensor whose bytes `t` uses: itself, or the end of its chain of reshape aliases."""
+    while t in aliases:
+        t = aliases[t]
+    return t
 
 
 def _live_together(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -121,14 +123,9 @@ def plan(graph: Graph, alignment: int = ARENA_ALIGNMENT) -> ArenaPlan:
 
     # Alias chains (reshape of a reshape) collapse onto one root buffer whose lifetime spans
     # every member's.
-    def root(t: int) -> int:
-        while t in aliases:
-            t = aliases[t]
-        return t
-
     span: dict[int, tuple[int, int]] = {}
     for t, (first, last) in life.items():
-        r = root(t)
+        r = _alias_root(aliases, t)
         lo, hi = span.get(r, (first, last))
         span[r] = (min(lo, first), max(hi, last))
 
@@ -146,7 +143,7 @@ def plan(graph: Graph, alignment: int = ARENA_ALIGNMENT) -> ArenaPlan:
         root_offset[r] = offset
         placed.append((offset, size, span[r]))
 
-    offsets = {t: root_offset[root(t)] for t in sorted(life)}
+    offsets = {t: root_offset[_alias_root(aliases, t)] for t in sorted(life)}
     arena = max((off + sz for off, sz, _ in placed), default=0)
     return ArenaPlan(
         offsets=offsets,

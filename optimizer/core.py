@@ -149,10 +149,6 @@ class Proposal:
     def failed(self, error: str = "evaluation failed") -> Observation:
         return Observation.failure(self.x, error)
 
-    @property
-    def array(self) -> np.ndarray:
-        return np.asarray(self.x, dtype=float)
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -211,16 +207,12 @@ class Optimizer(ABC):
             if obs.x in self.pending:
                 self.pending.remove(obs.x)
             self.observations.append(obs)
-        self._on_tell(checked)
 
     # -- subclass hooks -------------------------------------------------------------------
 
     @abstractmethod
     def _propose(self, q: int) -> np.ndarray:
         """Return a (q, d) array of new points in the unit cube."""
-
-    def _on_tell(self, observations: list[Observation]) -> None:  # noqa: B027 - optional hook
-        """Called after observations were recorded (most algorithms recompute from scratch)."""
 
     def _extra_state(self) -> dict[str, Any]:
         """Algorithm-specific state beyond observations, pending points and the generator."""

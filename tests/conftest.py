@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.convert import session_cache_dir
 from zoo import zoo_model_path
 
 
@@ -18,6 +19,5 @@ def zoo_model(
     Kept in pytest's cache dir so later sessions skip the conversion (keys include the zoo and
     TensorFlow versions); a session without the cache provider converts into a temp dir.
     """
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    cache_dir = cache.mkdir("tinyml-hil-zoo") if cache else tmp_path_factory.mktemp("zoo")
-    return lambda name: zoo_model_path(name, Path(cache_dir))
+    cache_dir = session_cache_dir(request, tmp_path_factory, "tinyml-hil-zoo")
+    return lambda name: zoo_model_path(name, cache_dir)

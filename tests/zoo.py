@@ -7,22 +7,20 @@ calibration data. `ops` is the set of TFLite builtin ops the converted model mus
 unit test checks it, so a converter upgrade that changes the graph is noticed instead of
 silently testing something else.
 
-Conversion takes seconds per model, so `zoo_model_path` caches each .tflite on disk under a key
-of entry name + ZOO_VERSION + TensorFlow version. Bump ZOO_VERSION when a builder changes.
+Conversion takes seconds per model, so `zoo_model_path` caches each .tflite on disk
+(tests/support/convert.py) under a key of entry name + ZOO_VERSION + TensorFlow version. Bump
+ZOO_VERSION when a builder changes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from support.convert import cached_model, tensorflow, to_tflite
 
 ZOO_VERSION = "4"
 
@@ -403,19 +401,6 @@ def sample_inputs(model: Path, seed: int) -> list[np.ndarray]:
 # --- conversion and cache -----------------------------------------------------------------
 
 
-def _tf() -> Any:
-    """TensorFlow with few threads and quiet logs (the machine is shared)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(2)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised by an earlier conversion in this process
-        pass
-    return tf
-
-
 def _calibrate_batchnorm(
     k: Any, model: Any, batch: list[np.ndarray], rng: np.random.Generator
 ) -> None:
@@ -445,7 +430,7 @@ def _calibrate_batchnorm(
 
 def convert(entry: ZooEntry, seed: int = 0) -> bytes:
     """Build `entry` with seeded weights and convert it to a full-int8 .tflite."""
-    tf = _tf()
+    tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -462,30 +447,9 @@ def convert(entry: ZooEntry, seed: int = 0) -> bytes:
         for _ in range(16):
             yield {n: structured(s, rng) for n, s in zip(names, shapes, strict=True)}
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if not entry.float_io:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the SavedModel signature
-        return converter.convert()
-
-
-def _cache_key(name: str) -> str:
-    from importlib.metadata import version
-
-    raw = f"{name}-{ZOO_VERSION}-{version('tensorflow')}"
-    return f"{name}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+    return to_tflite(model, representative, "int8_float_io" if entry.float_io else "int8")
 
 
 def zoo_model_path(name: str, cache_dir: Path) -> Path:
     """Path of zoo model `name`'s .tflite in `cache_dir`, converting it on first use."""
-    path = cache_dir / f"{_cache_key(name)}.tflite"
-    if not path.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(convert(ZOO[name]))
-        tmp.replace(path)  # atomic: a concurrent session never reads half a file
-    return path
+    return cached_model(cache_dir, name, f"{name}-{ZOO_VERSION}", lambda: convert(ZOO[name]))

@@ -53,10 +53,10 @@ static inline int32_t hil_saturating_left_shift(int32_t x, int left)
  * int32 multiply overflows, this one saturates. */
 static inline int32_t hil_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    if (shift > 0) {
-        return hil_sat_rounding_doubling_high_mul(hil_saturating_left_shift(x, shift), multiplier);
-    }
-    return hil_rounding_divide_by_pot(hil_sat_rounding_doubling_high_mul(x, multiplier), -shift);
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    return hil_rounding_divide_by_pot(
+        hil_sat_rounding_doubling_high_mul(hil_saturating_left_shift(x, left), multiplier), right);
 }
 
 /* x * multiplier * 2^shift with a single rounding step (round half up on the exact 64-bit

@@ -1,7 +1,7 @@
 /*
  * Fault reporting: any HardFault (or, on ARMv7-M, MemManage/BusFault/UsageFault and other
- * unexpected exceptions the board routes here) becomes a FAULT frame to the host, then the
- * target stops with HIL_EXIT_FAULT so the host sees a distinct exit code as well.
+ * unexpected exceptions the vector table routes here) becomes a FAULT frame to the host, then
+ * the target stops with HIL_EXIT_FAULT so the host sees a distinct exit code as well.
  */
 #include <stdint.h>
 
@@ -10,11 +10,9 @@
 #include "hil_runtime.h"
 #include "hil_startup.h"
 
-#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
-#define HAS_FAULT_STATUS 1
+#if HIL_ARMV7M_FAULTS
 #define CORE_ARCH 7u
 #else
-#define HAS_FAULT_STATUS 0
 #define CORE_ARCH 6u
 #endif
 
@@ -52,7 +50,7 @@ void hil_fault_report(const uint32_t *frame)
     const uint32_t lr = frame_ok ? frame[5] : 0;
     const uint32_t pc = frame_ok ? frame[6] : 0;
     const uint32_t xpsr = frame_ok ? frame[7] : 0;
-#if HAS_FAULT_STATUS
+#if HIL_ARMV7M_FAULTS
     const uint32_t cfsr = REG(0xE000ED28u);
     const uint32_t hfsr = REG(0xE000ED2Cu);
     const uint32_t mmfar = REG(0xE000ED34u);

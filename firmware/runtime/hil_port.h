@@ -3,8 +3,8 @@
  * serial link, a free-running time counter, and a way to stop. Nothing more: everything else
  * (protocol, timing loops, stack painting, fault reports) is board-independent.
  *
- * A board folder (boards/<name>/) provides port.c with these functions, its startup code and
- * linker script.
+ * A board folder (boards/<name>/) provides port.c with these functions and its linker script;
+ * the vector table and reset handler are the runtime's (hil_startup.c).
  */
 #ifndef HIL_PORT_H
 #define HIL_PORT_H

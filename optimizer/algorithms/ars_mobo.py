@@ -5,9 +5,11 @@ Per proposal: fit the GP surrogate (`optimizer.models`); draw ParEGO weights; st
 from the k-means centres of the current Pareto set (in input space); train them with ARS on the
 Chebyshev-EI reward (`optimizer.ars.reward`), each rollout H steps through the unit cube;
 validate each policy with a deterministic rollout and propose the best state any of them
-reached. Batches (q > 1) are built greedily: each further point gets new weights and sees the
-earlier ones as pending. Constraints and failed evaluations enter as GP-modelled constraints.
-The defaults and the ablation that chose them are in docs/optimizer.md.
+reached. Unlike the paper's description, the reward counts only improvement inside the
+hypervolume reference box (`reference_box`, measured in docs/optimizer.md). Batches (q > 1)
+are built greedily: each further point gets new weights and sees the earlier ones as pending.
+Constraints and failed evaluations enter as GP-modelled constraints. The defaults and the
+ablation that chose them are in docs/optimizer.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from botorch.utils.sampling import sample_simplex
 from sklearn.cluster import KMeans
 from torch import Tensor
 
+from optimizer.algorithms.acquisition import reference_point
 from optimizer.algorithms.model_based import ModelBasedOptimizer
 from optimizer.ars.policy import MlpPolicy
 from optimizer.ars.reward import REWARDS, chebyshev_ei_reward
@@ -46,6 +49,8 @@ class ArsMoboSettings(Settings):
     max_step: float = 0.1
     mc_samples: int = 64
     reward: str = "log-ei"
+    #: Reward only improvement inside the hypervolume reference box (see optimizer.ars.reward).
+    reference_box: bool = True
 
     def __post_init__(self) -> None:
         for name in ("policies", "directions", "top_directions", "horizon", "hidden",
@@ -77,13 +82,16 @@ class ArsMobo(ModelBasedOptimizer):
         config = ArsConfig(
             s.directions, s.top_directions, s.noise, s.step_size, s.horizon, s.iterations
         )
+        ref = reference_point(surrogate, self.spec.ref_point) if s.reference_box else None
         taken = torch.as_tensor(np.array([o.x for o in self.observations]), dtype=DTYPE)
         chosen: list[Tensor] = []
         for _ in range(q):
             pending = [t for t in (x_pending, *chosen) if t is not None]
             x_pend = torch.cat(pending) if pending else None
             weights = sample_simplex(surrogate.num_objectives, dtype=DTYPE)[0]
-            reward = chebyshev_ei_reward(surrogate, weights, s.reward, s.mc_samples, x_pend)
+            reward = chebyshev_ei_reward(
+                surrogate, weights, s.reward, s.mc_samples, x_pend, ref_point=ref
+            )
             generator = torch.Generator().manual_seed(self.torch_seed())
             ensemble = train_ensemble(policy, self._starts(surrogate), reward, config, generator)
             avoid = taken if x_pend is None else torch.cat([taken, x_pend])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 
 import numpy as np
 import torch
+from botorch.exceptions.errors import ModelFittingError
 from torch import Tensor
 
 from optimizer.core import Optimizer
@@ -33,7 +35,13 @@ class ModelBasedOptimizer(Optimizer):
         if ok.sum() < 2:
             return np.vstack([from_design, self._rng.random((rest, self.spec.dim))])
         with self.seeded_torch():
-            surrogate = fit_surrogate(x, y, con, ok)
+            try:
+                surrogate = fit_surrogate(x, y, con, ok)
+            except ModelFittingError as exc:
+                # Rare (degenerate data); a random point adds information, a crash loses the run.
+                warnings.warn(f"{self.name}: GP fit failed ({exc}); proposing random points",
+                              RuntimeWarning, stacklevel=3)
+                return np.vstack([from_design, self._rng.random((rest, self.spec.dim))])
             chosen = self._propose_with_model(surrogate, rest, self._pending_tensor(from_design))
         return np.vstack([from_design, chosen.detach().numpy()])
 
@@ -43,10 +51,6 @@ class ModelBasedOptimizer(Optimizer):
         if not rows:
             return None
         return torch.as_tensor(np.array(rows, dtype=float), dtype=DTYPE)
-
-    def bounds(self) -> Tensor:
-        d = self.spec.dim
-        return torch.stack([torch.zeros(d, dtype=DTYPE), torch.ones(d, dtype=DTYPE)])
 
     @abstractmethod
     def _propose_with_model(

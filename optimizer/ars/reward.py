@@ -33,15 +33,30 @@ def chebyshev_ei_reward(
     kind: str,
     mc_samples: int,
     x_pending: Tensor | None,
+    ref_point: Tensor | None = None,
 ) -> Callable[[Tensor], Tensor]:
-    """A function from states (B, d) to rewards (B,)."""
+    """A function from states (B, d) to rewards (B,).
+
+    With `ref_point` (maximisation space, i.e. negated objectives), only improvement inside
+    the reference box counts: it enters as one more constraint per objective, and the
+    scalarisation normalises each objective between the reference point and the best value
+    seen. Without it, ParEGO's extreme weights reward points that are excellent in one
+    objective and useless for the hypervolume (observed on DTLZ2, see docs/optimizer.md).
+    """
     if kind not in REWARDS:
         raise OptimizerError(f"unknown ARS reward {kind!r}; choose one of {', '.join(REWARDS)}")
     m = surrogate.num_objectives
-    scalarise = get_chebyshev_scalarization(weights=weights, Y=surrogate.y_ok)
+    y = surrogate.y_ok
+    constraints = list(surrogate.constraints)
+    in_box = surrogate.feasible
+    if ref_point is not None:
+        y = torch.cat([y, ref_point.unsqueeze(0)])
+        constraints += [(lambda z, i=i: ref_point[i] - z[..., i]) for i in range(m)]
+        in_box = in_box & (surrogate.y_ok > ref_point).all(dim=-1)
+    scalarise = get_chebyshev_scalarization(weights=weights, Y=y)
     scalarised = scalarise(surrogate.y_ok)
-    feasible = scalarised[surrogate.feasible]
-    best_f = feasible.max() if len(feasible) else scalarised.min()
+    best = scalarised[in_box]
+    best_f = best.max() if len(best) else scalarised.min()
     objective = GenericMCObjective(lambda z, X=None: scalarise(z[..., :m]))
     acq_class = qLogExpectedImprovement if kind == "log-ei" else qExpectedImprovement
     acqf = acq_class(
@@ -49,7 +64,7 @@ def chebyshev_ei_reward(
         best_f=best_f,
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples])),
         objective=objective,
-        constraints=surrogate.constraints or None,
+        constraints=constraints or None,
         X_pending=x_pending,
     )
 

@@ -22,8 +22,7 @@ OWN_KERNELS = [
     "hil_conv2d_s8",
     "hil_depthwise_conv2d_s8",
     "hil_fully_connected_s8",
-    "hil_avgpool_s8",
-    "hil_maxpool_s8",
+    "hil_pool_s8",
     "hil_mean_s8",
 ]
 Q_IN = Quantization((0.05,), (-3,))

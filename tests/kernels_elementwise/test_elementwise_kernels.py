@@ -8,13 +8,13 @@ elements, so one inference with a permutation of every int8 value checks the who
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from support.convert import cached_model, session_cache_dir
 from support.native import NativeModel, compile_graph
 from zoo import ZooEntry, convert
 
@@ -91,22 +91,13 @@ def _build(name: str) -> Callable[[Any], Any]:
 def model_path(request: pytest.FixtureRequest,
                tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """`model_path(name)` -> the converted .tflite, cached across sessions in pytest's cache."""
-    cache = getattr(request.config, "cache", None)
-    cache_dir = Path(cache.mkdir("tinyml-hil-elementwise") if cache
-                     else tmp_path_factory.mktemp("elementwise"))
+    cache_dir = session_cache_dir(request, tmp_path_factory, "tinyml-hil-elementwise")
 
     def get(name: str) -> Path:
-        from importlib.metadata import version
-
         _, shapes, float_io = MODELS[name]
-        raw = f"{name}-{shapes}-{float_io}-{MODELS_VERSION}-{version('tensorflow')}"
-        key = hashlib.sha256(raw.encode())
-        path = cache_dir / f"{name}-{key.hexdigest()[:12]}.tflite"
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(convert(ZooEntry(name, _build(name), frozenset(), float_io)))
-            tmp.replace(path)
-        return path
+        key = f"{name}-{shapes}-{float_io}-{MODELS_VERSION}"
+        entry = ZooEntry(name, _build(name), frozenset(), float_io)
+        return cached_model(cache_dir, name, key, lambda: convert(entry))
 
     return get
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_report import REQUIRED_KEYS, make_report
+from test_report import make_report
 
 from hil import cli
 from hil.errors import ModelTooLargeError
-from hil.report import Budgets, Report
+from hil.report import JSON_CONTRACT_KEYS, Budgets, Report
 
 profile_module = importlib.import_module("hil.profile")
 
@@ -55,7 +55,7 @@ def test_profile_passes_options_and_writes_json(
     assert fake_profile["board"] == "qemu-m0" and fake_profile["runs"] == 3
     assert fake_profile["warmup"] == 0 and fake_profile["seed"] == 7
     assert fake_profile["progress"] is False
-    assert json.loads(out.read_text()).keys() >= REQUIRED_KEYS
+    assert json.loads(out.read_text()).keys() >= JSON_CONTRACT_KEYS
     assert capsys.readouterr().out == ""  # --quiet: no table
 
 

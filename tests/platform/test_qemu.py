@@ -44,7 +44,7 @@ def test_info_describes_the_image_that_was_built(board: Board, image: Path) -> N
         with pytest.raises(TargetError, match="not the image just built"):
             dev.expect_model(ECHO_MODEL_ID + 1)
     assert info.board == board.name and info.protocol_version == link.PROTOCOL_VERSION
-    assert info.inputs == (link.IoInfo(64, "int8"), link.IoInfo(3000, "uint8"))
+    assert info.inputs == (link.DeviceIo(64, "int8"), link.DeviceIo(3000, "uint8"))
     assert info.outputs == info.inputs
     assert (info.num_layers, info.arena_bytes, info.stack_size) == (3, 6128, 16384)
     assert info.counts_per_second == COUNTS_PER_SECOND[board.name]

@@ -2,22 +2,19 @@
 
 Each spec builds one layer (plus whatever the converter wraps around it, e.g. RESHAPEs for
 Conv1D) with seeded random weights and biases, and converts it with one of the quantization
-modes below. Conversion takes a fraction of a second per model after TensorFlow's import, so
-models are converted once per pytest session (see the `tiny_model` fixture).
+modes of tests/support/convert.py, which also caches the result on disk (the `tiny_model`
+fixture).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from support.convert import cached_model, session_cache_dir, tensorflow, to_tflite
 
 #: name -> (input shape without batch, layer factory taking the keras module)
 SPECS: dict[str, tuple[tuple[int, ...], Callable[[Any], Any]]] = {
@@ -62,26 +59,15 @@ SPECS: dict[str, tuple[tuple[int, ...], Callable[[Any], Any]]] = {
     "tanh": ((16,), lambda k: k.layers.Activation("tanh")),
 }
 
-#: int8: full-integer with int8 I/O (what the bench runs); int8_float_io: full-integer with
-#: float I/O (QUANTIZE/DEQUANTIZE at the edges); float: no quantization; dynamic: int8 weights
-#: with float activations; int16x8: int16 activations with int8 weights.
-MODES = ("int8", "int8_float_io", "float", "dynamic", "int16x8")
-
-
-def _keras() -> tuple[Any, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import tensorflow as tf
-
-    with contextlib.suppress(RuntimeError):  # already set by an earlier conversion
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    return tf, keras
+#: Bump when a spec changes (the cache key holds name, mode and input shape, not the layer).
+TINY_MODELS_VERSION = "1"
 
 
 def convert(name: str, mode: str = "int8", seed: int = 0) -> bytes:
     """Build spec `name` with seeded random weights and convert it in the given mode."""
-    tf, keras = _keras()
+    tensorflow()
+    import keras
+
     shape, layer = SPECS[name]
     rng = np.random.default_rng(seed)
     inp = keras.Input(shape, batch_size=1)
@@ -93,44 +79,20 @@ def convert(name: str, mode: str = "int8", seed: int = 0) -> bytes:
         for _ in range(16):
             yield [rng.uniform(-0.6, 1.4, (1, *shape)).astype(np.float32)]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode != "float":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode in ("int8", "int8_float_io", "int16x8"):
-        conv.representative_dataset = representative
-    if mode in ("int8", "int8_float_io"):
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if mode == "int8":
-        conv.inference_input_type = conv.inference_output_type = tf.int8
-    if mode == "int16x8":
-        conv.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
-        conv.inference_input_type = conv.inference_output_type = tf.int16
-    with (
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected..."
-        return conv.convert()
-
-
-_CACHE: dict[tuple[str, str], Path] = {}
+    return to_tflite(model, representative, mode)
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """`tiny_model(name, mode="int8")` -> path of the converted model, once per session."""
-    root = tmp_path_factory.mktemp("tiny_models")
+def tiny_model(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Path]:
+    """`tiny_model(name, mode="int8")` -> path of the converted model (mode: one of
+    support.convert.MODES), converted
+    on first use and cached like the zoo's."""
+    cache_dir = session_cache_dir(request, tmp_path_factory, "tinyml-hil-tiny")
 
     def get(name: str, mode: str = "int8") -> Path:
-        key = (name, mode)
-        if key not in _CACHE:
-            path = root / (name if mode == "int8" else f"{name}_{mode}")
-            path = path.with_suffix(".tflite")
-            path.write_bytes(convert(name, mode))
-            _CACHE[key] = path
-        return _CACHE[key]
+        key = f"{name}-{mode}-{SPECS[name][0]}-{TINY_MODELS_VERSION}"
+        return cached_model(cache_dir, name, key, lambda: convert(name, mode))
 
     return get
