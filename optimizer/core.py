@@ -223,15 +223,15 @@ class Optimizer(ABC):
 
     # -- helpers for subclasses -----------------------------------------------------------
 
-    def torch_seed(self) -> int:
-        """Draw a seed for one call's torch work, so torch randomness follows our generator."""
+    def draw_seed(self) -> int:
+        """Draw a seed (for torch, k-means, ...) from this optimizer's generator."""
         return int(self._rng.integers(0, 2**31 - 1))
 
     @contextlib.contextmanager
     def seeded_torch(self) -> Iterator[None]:
         """Run torch code with a seed drawn from this optimizer's generator; restore afterwards."""
         with torch.random.fork_rng():
-            torch.manual_seed(self.torch_seed())
+            torch.manual_seed(self.draw_seed())
             yield
 
     def design_points(self, size: int, q: int) -> np.ndarray:

@@ -92,7 +92,7 @@ class ArsMobo(ModelBasedOptimizer):
             reward = chebyshev_ei_reward(
                 surrogate, weights, s.reward, s.mc_samples, x_pend, ref_point=ref
             )
-            generator = torch.Generator().manual_seed(self.torch_seed())
+            generator = torch.Generator().manual_seed(self.draw_seed())
             ensemble = train_ensemble(policy, self._starts(surrogate), reward, config, generator)
             avoid = taken if x_pend is None else torch.cat([taken, x_pend])
             chosen.append(self._pick(ensemble.best_states, ensemble.best_rewards, avoid))
@@ -113,7 +113,7 @@ class ArsMobo(ModelBasedOptimizer):
         unique = np.unique(x_front, axis=0)
         clusters = min(s.policies, len(unique))
         if clusters < len(unique):
-            kmeans = KMeans(n_clusters=clusters, n_init=3, random_state=self.torch_seed())
+            kmeans = KMeans(n_clusters=clusters, n_init=3, random_state=self.draw_seed())
             unique = kmeans.fit(unique).cluster_centers_
         starts = unique[np.arange(s.policies) % len(unique)]
         return torch.as_tensor(np.clip(starts, 0, 1), dtype=DTYPE)
