@@ -58,4 +58,14 @@ void hil_fault_entry(void);
         0, hil_fault_entry,                                             /* PendSV */         \
         hil_systick_isr
 
+/* Defines a board's vector table: the system entries, then `device_irqs` device interrupts.
+ * The firmware enables none of them; one that fires anyway is reported as an unexpected
+ * exception. */
+#define HIL_VECTOR_TABLE(device_irqs)                                                         \
+    __attribute__((section(".hil_vectors"), used))                                            \
+    const hil_vector_t hil_vectors[16 + (device_irqs)] = {                                    \
+        HIL_SYSTEM_VECTORS(hil_reset_handler),                                                \
+        [16 ... 16 + (device_irqs) - 1] = hil_fault_entry,                                    \
+    }
+
 #endif /* HIL_STARTUP_H */
