@@ -53,8 +53,9 @@ def main() -> None:
 
     problem = make_problem(args.problem)
     rows: dict[str, Any] = {}
-    table = Table(title=f"ARS-MOBOpt ablation, {args.problem}, budget {args.budget}, "
-                  f"{args.seeds} seeds")
+    table = Table(
+        title=f"ARS-MOBOpt ablation, {args.problem}, budget {args.budget}, {args.seeds} seeds"
+    )
     for column in ("variant", f"HV@{args.budget}", "s / proposal"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for name in args.variants.split(","):

@@ -103,8 +103,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("normalised hypervolume")
-    ax.set_title(f"{result['problem']} ({len(next(iter(result['results'].values()))['hv'])} "
-                 "seeds, mean ± std)")
+    ax.set_title(
+        f"{result['problem']} ({len(next(iter(result['results'].values()))['hv'])} "
+        "seeds, mean ± std)"
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -134,9 +136,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     unknown = [a for a in algorithms if a not in ALGORITHMS]
     if unknown or not algorithms:
-        raise OptimizerError(
-            f"unknown algorithm(s) {unknown}; choose from {', '.join(ALGORITHMS)}"
-        )
+        raise OptimizerError(f"unknown algorithm(s) {unknown}; choose from {', '.join(ALGORITHMS)}")
     if args.budget < 2 or args.seeds < 1 or args.q < 1:
         raise OptimizerError("--budget must be >= 2, --seeds and --q >= 1")
     result: dict[str, Any] = {
@@ -166,14 +166,16 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 task = progress.add_task(f"{name} seed {seed}", total=args.budget)
                 runs.append(
                     run_search(
-                        problem, name, seed, args.budget, args.q,
+                        problem,
+                        name,
+                        seed,
+                        args.budget,
+                        args.q,
                         on_evaluation=lambda n, task=task: progress.advance(task, n),
                     )
                 )
                 progress.remove_task(task)
-                result["results"][name] = {
-                    key: [r[key] for r in runs] for key in runs[0]
-                }
+                result["results"][name] = {key: [r[key] for r in runs] for key in runs[0]}
                 if args.json:
                     tmp = args.json.with_name(args.json.name + ".tmp")
                     tmp.write_text(json.dumps(result))

@@ -18,9 +18,7 @@ ALGORITHMS: dict[str, type[Optimizer]] = {
 }
 
 
-def make_optimizer(
-    name: str, spec: ProblemSpec, seed: int = 0, **settings: Any
-) -> Optimizer:
+def make_optimizer(name: str, spec: ProblemSpec, seed: int = 0, **settings: Any) -> Optimizer:
     """An optimizer by registry name; keyword arguments override its default settings."""
     cls = _lookup(name)
     try:

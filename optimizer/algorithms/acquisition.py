@@ -30,9 +30,7 @@ def sampler(settings: AcquisitionSettings) -> SobolQMCNormalSampler:
     return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]))
 
 
-def maximise(
-    acqf: AcquisitionFunction, dim: int, q: int, settings: AcquisitionSettings
-) -> Tensor:
+def maximise(acqf: AcquisitionFunction, dim: int, q: int, settings: AcquisitionSettings) -> Tensor:
     """Sequential greedy maximisation of a q-batch acquisition over the unit cube."""
     bounds = torch.stack([torch.zeros(dim, dtype=DTYPE), torch.ones(dim, dtype=DTYPE)])
     candidates, _ = optimize_acqf(

@@ -53,8 +53,7 @@ class ArsMoboSettings(Settings):
     reference_box: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("policies", "directions", "top_directions", "horizon", "hidden",
-                     "mc_samples"):
+        for name in ("policies", "directions", "top_directions", "horizon", "hidden", "mc_samples"):
             if getattr(self, name) < 1:
                 raise OptimizerError(f"ARS-MOBOpt setting {name} must be >= 1")
         if self.iterations < 0:
@@ -74,9 +73,7 @@ class ArsMobo(ModelBasedOptimizer):
     name = "ars-mobo"
     settings_class = ArsMoboSettings
 
-    def _propose_with_model(
-        self, surrogate: Surrogate, q: int, x_pending: Tensor | None
-    ) -> Tensor:
+    def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         s: ArsMoboSettings = self.settings  # type: ignore[assignment]
         policy = MlpPolicy(self.spec.dim, s.hidden, s.max_step)
         config = ArsConfig(

@@ -39,8 +39,11 @@ class ModelBasedOptimizer(Optimizer):
                 surrogate = fit_surrogate(x, y, con, ok)
             except ModelFittingError as exc:
                 # Rare (degenerate data); a random point adds information, a crash loses the run.
-                warnings.warn(f"{self.name}: GP fit failed ({exc}); proposing random points",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"{self.name}: GP fit failed ({exc}); proposing random points",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 return np.vstack([from_design, self._rng.random((rest, self.spec.dim))])
             chosen = self._propose_with_model(surrogate, rest, self._pending_tensor(from_design))
         return np.vstack([from_design, chosen.detach().numpy()])
@@ -53,7 +56,5 @@ class ModelBasedOptimizer(Optimizer):
         return torch.as_tensor(np.array(rows, dtype=float), dtype=DTYPE)
 
     @abstractmethod
-    def _propose_with_model(
-        self, surrogate: Surrogate, q: int, x_pending: Tensor | None
-    ) -> Tensor:
+    def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         """Return a (q, d) tensor of new points, given the fitted surrogate."""

@@ -124,10 +124,12 @@ class NSGA2(Optimizer):
     def _ranking(self) -> tuple[np.ndarray, np.ndarray]:
         m = self.spec.num_objectives
         y = np.array([o.objectives if not o.failed else [np.inf] * m for o in self.observations])
-        violation = np.array([
-            np.inf if o.failed else float(np.sum(np.maximum(o.constraints, 0.0)))
-            for o in self.observations
-        ])
+        violation = np.array(
+            [
+                np.inf if o.failed else float(np.sum(np.maximum(o.constraints, 0.0)))
+                for o in self.observations
+            ]
+        )
         return constrained_ranking(y, violation)
 
     def _sbx(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

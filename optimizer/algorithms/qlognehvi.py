@@ -25,9 +25,7 @@ class QLogNEHVI(ModelBasedOptimizer):
     name = "qlognehvi"
     settings_class = AcquisitionSettings
 
-    def _propose_with_model(
-        self, surrogate: Surrogate, q: int, x_pending: Tensor | None
-    ) -> Tensor:
+    def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         settings: AcquisitionSettings = self.settings  # type: ignore[assignment]
         acqf = qLogNoisyExpectedHypervolumeImprovement(
             model=surrogate.model,

@@ -21,9 +21,7 @@ class QNParEGO(ModelBasedOptimizer):
     name = "qnparego"
     settings_class = AcquisitionSettings
 
-    def _propose_with_model(
-        self, surrogate: Surrogate, q: int, x_pending: Tensor | None
-    ) -> Tensor:
+    def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         settings: AcquisitionSettings = self.settings  # type: ignore[assignment]
         chosen: list[Tensor] = []
         for _ in range(q):

@@ -71,7 +71,7 @@ def test_model_based_search_learns_the_constraint(name: str) -> None:
     opt = _optimizer(name, problem)
     while len(opt.observations) < 12:
         opt.tell([problem.evaluate(p.x) for p in opt.ask()])
-    searched = opt.observations[_design_size(name):]
+    searched = opt.observations[_design_size(name) :]
     # Uniform sampling would be feasible 30 % of the time.
     assert sum(o.feasible for o in searched) >= 0.6 * len(searched)
 

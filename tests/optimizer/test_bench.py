@@ -9,10 +9,22 @@ from optimizer.bench import main
 
 def test_bench_writes_table_json_and_plot(tmp_path: Path, capsys) -> None:
     out, png = tmp_path / "out.json", tmp_path / "out.png"
-    code = main([
-        "--problem", "branin-currin", "--algorithms", "sobol,nsga2", "--budget", "30",
-        "--seeds", "2", "--json", str(out), "--plot", str(png),
-    ])
+    code = main(
+        [
+            "--problem",
+            "branin-currin",
+            "--algorithms",
+            "sobol,nsga2",
+            "--budget",
+            "30",
+            "--seeds",
+            "2",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert set(result["results"]) == {"sobol", "nsga2"}

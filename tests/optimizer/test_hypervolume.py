@@ -31,9 +31,9 @@ def test_dtlz2_front_approaches_known_volume() -> None:
     # DTLZ2's front is the positive unit sphere octant: HV = 1.1^3 - pi/6 with ref 1.1.
     grid = np.linspace(0, math.pi / 2, 20)
     a, b = np.meshgrid(grid, grid)
-    front = np.stack(
-        [np.cos(a) * np.cos(b), np.cos(a) * np.sin(b), np.sin(a)], axis=-1
-    ).reshape(-1, 3)
+    front = np.stack([np.cos(a) * np.cos(b), np.cos(a) * np.sin(b), np.sin(a)], axis=-1).reshape(
+        -1, 3
+    )
     exact = 1.1**3 - math.pi / 6
     value = hypervolume(front, [1.1, 1.1, 1.1])
     # A 20 x 20 grid of the front misses the volume between its points: about 4 %.

@@ -28,7 +28,8 @@ def test_constraint_sign_is_negated_botorch_slack() -> None:
     for x in np.random.default_rng(0).random((50, 4)):
         obs = problem.evaluate(x)
         slack = botorch_problem.evaluate_slack_true(
-            botorch_problem.bounds[0] + torch.as_tensor(x).unsqueeze(0)
+            botorch_problem.bounds[0]
+            + torch.as_tensor(x).unsqueeze(0)
             * (botorch_problem.bounds[1] - botorch_problem.bounds[0])
         )
         assert obs.constraints[0] == pytest.approx(-float(slack))
