@@ -127,8 +127,10 @@ def _tf() -> Any:
 
 def train_and_convert(name: str, epochs: int, data: tuple[np.ndarray, ...]) -> bytes:
     """Train model `name` on digits, print its accuracy, return it as a full-int8 .tflite."""
-    tf = _tf()
+    _tf()
     import keras
+
+    from optimizer.factory import quantization
 
     x_train, x_test, y_train, y_test = data
     keras.utils.set_random_seed(SEED)
@@ -145,37 +147,14 @@ def train_and_convert(name: str, epochs: int, data: tuple[np.ndarray, ...]) -> b
     )
     _, float_acc = model.evaluate(x_test, y_test, batch_size=64, verbose=0)
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in x_train[:200])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the SavedModel signature
-        tflite = converter.convert()
-    int8_acc = int8_accuracy(tflite, x_test, y_test)
+        tflite = quantization.convert(model, x_train[:200], per_channel=True)
+    int8_acc = quantization.evaluate_int8(tflite, x_test, y_test)
     print(
         f"{name}: {model.count_params()} parameters, test accuracy float {float_acc:.3f}, "
         f"int8 {int8_acc:.3f}, {len(tflite) / 1024:.1f} KiB"
     )
     return tflite
-
-
-def int8_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of the converted model, inputs quantized as a device would receive them."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=tflite, num_threads=1)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    scale, zero_point = inp["quantization"]
-    correct = 0
-    for xi, yi in zip(x, y, strict=True):
-        q = np.clip(np.round(xi / scale) + zero_point, -128, 127).astype(np.int8)
-        interp.set_tensor(inp["index"], q[None])
-        interp.invoke()
-        correct += int(np.argmax(interp.get_tensor(out["index"])) == yi)
-    return correct / len(y)
 
 
 def main(argv: list[str] | None = None) -> int:
