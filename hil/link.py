@@ -3,13 +3,19 @@
 `DeviceLink` works over anything pyserial's `serial_for_url` opens: `socket://127.0.0.1:PORT`
 for QEMU and `/dev/ttyACM0` for a board, with the same code. Every request carries a sequence
 number that the answer echoes, so stale answers (e.g. error replies to line noise) are skipped;
-a FAULT frame from the device raises `DeviceFault` with the registers it reported.
+bad frames (too long, CRC mismatch, cut off) cost only their start byte, the reader goes on at
+the next one; a request lost in a partial frame on the device is sent again after a resync
+(docs/protocol.md, "Recovery"). A FAULT frame from the device raises `DeviceFault` with the
+registers it reported.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -69,15 +75,33 @@ _CFSR_BITS = {0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 5: "ML
 _HFSR_BITS = {1: "VECTTBL", 30: "FORCED", 31: "DEBUGEVT"}
 #: Bytes of non-frame data tolerated while waiting for an answer before giving up.
 _MAX_GARBAGE = 4 * MAX_PAYLOAD
+#: Silence after which the frame at the front of the input is presumed cut off, so a complete
+#: answer after it may be taken (a stale partial answer can announce more than ever follows).
+_STALL_S = 0.05
+#: Wait for the answer to a request the device serves at once (all but RUN) before presuming
+#: it lost (the device was mid-frame) and sending it again; at most half the link's timeout.
+_QUICK_WAIT_S = 1.0
+#: Zero bytes that complete any partial frame on the device: header, MAX_PAYLOAD, CRC and more.
+_FLUSH_BYTES = MAX_PAYLOAD + 8
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection), as the firmware computes."""
     for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
 
 
@@ -178,8 +202,12 @@ class DeviceLink:
     def __init__(self, url: str, *, timeout: float = 5.0, baudrate: int = 115200) -> None:
         self.url = url
         self.timeout = timeout
-        self._seq = 0
+        # Seqs start anywhere, so answers left from an earlier connection rarely match.
+        self._seq = random.randrange(256)
         self._info: DeviceInfo | None = None
+        self._rx = bytearray()  # received, not yet parsed
+        self._dirty = False  # the device may be mid-frame or still answering: resync first
+        self._noise = 0  # garbage bytes and stale frames seen since the last request went out
         try:
             self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout)
         except (serial.SerialException, ValueError, OSError) as exc:
@@ -273,6 +301,9 @@ class DeviceLink:
         info = self._known_info()
         budget = timeout if timeout is not None else self.timeout * (1 + runs + warmup)
         deadline = time.monotonic() + budget
+        # RUN may be silent for long, so it is never sent twice: an empty ECHO first makes
+        # sure the device is listening at a frame boundary (it is sent again if lost).
+        self._request(REQ_ECHO, b"", expect=0, deadline=deadline)
         counts: list[int] = []
         stack = 0
         intact = True
@@ -302,13 +333,11 @@ class DeviceLink:
         return self._request(REQ_ECHO, data, expect=len(data))
 
     def resync(self) -> None:
-        """Bring the firmware's receiver back to the start of a frame after the host was
-        interrupted mid-request: zero bytes complete any partial frame (the firmware answers
-        it with an ERROR, which is dropped) and are otherwise skipped; an ECHO confirms."""
-        self._write(bytes(MAX_PAYLOAD + 8))
-        time.sleep(0.05)
-        self._port.reset_input_buffer()
-        self.echo(b"resync")
+        """Bring the firmware's receiver back to the start of a frame and drop every answer
+        still on its way (requests do this themselves after anything unexpected; see
+        docs/protocol.md, "Recovery")."""
+        self._drain()
+        self._resync(time.monotonic() + self.timeout, "ECHO (resync)")
 
     # -- framing --------------------------------------------------------------------------
 
@@ -320,6 +349,10 @@ class DeviceLink:
             raise InputError(f"the model on the target has {len(ios)} {kind}s; no {kind} {index}")
         return ios[index]
 
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
     def _request(
         self,
         req_type: int,
@@ -328,32 +361,80 @@ class DeviceLink:
         expect: int | None = None,
         deadline: float | None = None,
     ) -> bytes:
-        self._seq = (self._seq + 1) & 0xFF
-        seq = self._seq
+        """Send one request and return its answer's payload.
+
+        Before it: bytes already waiting (stale answers) or an earlier request that did not end
+        cleanly mean the device may be mid-frame or still answering, so the link resyncs first.
+        Every request but RUN is answered at once and can be repeated, so when its answer does
+        not come within a short wait, or the device saw it with a bad CRC, the link resyncs
+        and sends it once more, all within `deadline`.
+        """
         name = REQUEST_NAMES.get(req_type, f"0x{req_type:02x}")
-        self._write(encode_frame(req_type, seq, payload))
         if deadline is None:
             deadline = time.monotonic() + self.timeout
-        while True:
-            frame = self._read_frame(deadline, name)
-            if frame.type == RSP_FAULT:
-                report = _decode_fault(frame.payload)
-                raise DeviceFault(
-                    f"the target faulted while serving {name}: {report.describe()}", report
-                )
-            if frame.seq != seq:
-                continue  # an answer to something earlier (or to line noise)
-            if frame.type == RSP_ERROR:
-                raise ProtocolError(f"the target rejected {name}: {_decode_error(frame.payload)}")
-            if frame.type != req_type | RSP_FLAG:
-                raise ProtocolError(
-                    f"the target answered {name} with frame type 0x{frame.type:02x}"
-                )
-            if expect is not None and len(frame.payload) != expect:
-                raise ProtocolError(
-                    f"{name} answer has {len(frame.payload)} bytes, expected {expect}"
-                )
-            return frame.payload
+        if self._drain() or self._dirty:
+            self._resync(deadline, name)
+        attempts = 1 if req_type == REQ_RUN else 2
+        for attempt in range(attempts):
+            seq = self._next_seq()
+            self._dirty = True  # until an answer arrives with nothing unexpected around it
+            self._noise = 0
+            self._write(encode_frame(req_type, seq, payload))
+            until = deadline
+            if attempt + 1 < attempts:
+                quick = min(self.timeout / 2, _QUICK_WAIT_S)
+                until = min(deadline, time.monotonic() + quick)
+            frame = self._await(lambda f, s=seq: _answers(f, req_type, s), until, name)
+            if attempt + 1 < attempts and (frame is None or _damaged_on_the_way(frame)):
+                self._resync(deadline, name)  # lost in a partial frame, or damaged: again
+                continue
+            break
+        if frame is None:
+            raise self._timeout(name)
+        self._dirty = self._noise > 0 or bool(self._rx)
+        if frame.type == RSP_FAULT:
+            report = _decode_fault(frame.payload)
+            raise DeviceFault(
+                f"the target faulted while serving {name}: {report.describe()}", report
+            )
+        if frame.type == RSP_ERROR:
+            raise ProtocolError(
+                f"the target rejected {name}: {_decode_error(frame.payload, len(payload))}"
+            )
+        if frame.type != req_type | RSP_FLAG:
+            raise ProtocolError(f"the target answered {name} with frame type 0x{frame.type:02x}")
+        if expect is not None and len(frame.payload) != expect:
+            raise ProtocolError(f"{name} answer has {len(frame.payload)} bytes, expected {expect}")
+        return frame.payload
+
+    def _resync(self, deadline: float, name: str) -> None:
+        """Zero bytes complete any partial frame on the device (which answers it with an
+        ERROR) and are otherwise skipped (0x00 is not SOF); an ECHO with a fresh nonce then
+        comes back after every answer still on its way, since the device answers in order."""
+        self._write(bytes(_FLUSH_BYTES))
+        nonce = os.urandom(8)
+        seq = self._next_seq()
+        self._write(encode_frame(REQ_ECHO, seq, nonce))
+        echoed = REQ_ECHO | RSP_FLAG
+
+        def accept(f: Frame) -> bool:
+            return f.type == RSP_FAULT or (f.type, f.seq, f.payload) == (echoed, seq, nonce)
+
+        frame = self._await(accept, deadline, name)
+        if frame is None:
+            raise self._timeout(name)
+        if frame.type == RSP_FAULT:
+            report = _decode_fault(frame.payload)
+            raise DeviceFault(
+                f"the target faulted while serving {name}: {report.describe()}", report
+            )
+        self._dirty = False
+
+    def _timeout(self, name: str) -> TargetTimeout:
+        return TargetTimeout(
+            f"no answer to {name} from {self.url} in time: the target may be hung "
+            f"(e.g. a model stuck in a loop) or not running tinyml-hil firmware"
+        )
 
     def _write(self, data: bytes) -> None:
         try:
@@ -362,50 +443,166 @@ class DeviceLink:
         except (serial.SerialException, OSError) as exc:
             raise TargetError(f"lost the connection to the target at {self.url}: {exc}") from exc
 
-    def _read(self, n: int, deadline: float, name: str) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TargetTimeout(
-                    f"no answer to {name} from {self.url} in time: the target may be hung "
-                    f"(e.g. a model stuck in a loop) or not running tinyml-hil firmware"
-                )
-            self._port.timeout = left
+    def _drain(self) -> bool:
+        """Drop whatever the device sent that nobody asked for yet; True if there was some."""
+        found = bool(self._rx)
+        self._rx.clear()
+        self._port.timeout = 0
+        for _ in range(64):  # bounded: a device that never stops talking fails in _await
             try:
-                out += self._port.read(n - len(out))
+                data = self._port.read(4096)
             except (serial.SerialException, OSError) as exc:
                 raise TargetError(
-                    f"lost the connection to the target at {self.url} waiting for {name}: {exc}"
+                    f"lost the connection to the target at {self.url}: {exc}"
                 ) from exc
-        return bytes(out)
+            if not data:
+                break
+            found = True
+        return found
 
-    def _read_frame(self, deadline: float, name: str) -> Frame:
-        skipped = 0
-        while self._read(1, deadline, name)[0] != SOF:
-            skipped += 1
-            if skipped > _MAX_GARBAGE:
+    def _await(self, accept: Callable[[Frame], bool], until: float, name: str) -> Frame | None:
+        """The first valid frame `accept` takes, or None at `until`. Bad frames (too long, CRC
+        mismatch, cut off) cost only their start byte: the search goes on at the next SOF."""
+        garbage = 0
+        stalled = False
+        while True:
+            frame, dropped = self._take(accept, stalled)
+            garbage += dropped
+            self._noise += dropped
+            if frame is not None:
+                return frame
+            if garbage > _MAX_GARBAGE:
                 raise ProtocolError(
                     f"{self.url} sends data that is not tinyml-hil frames (waiting for {name}): "
                     f"wrong port or baud rate, or other firmware"
                 )
-        header = self._read(4, deadline, name)
-        frame_type, seq, length = struct.unpack("<BBH", header)
-        if length > MAX_PAYLOAD:
-            raise ProtocolError(f"frame of {length} bytes from {self.url} (limit {MAX_PAYLOAD})")
-        rest = self._read(length + 2, deadline, name)
-        payload, (crc,) = rest[:length], struct.unpack("<H", rest[length:])
-        if crc16(header + payload) != crc:
-            raise ProtocolError(f"CRC mismatch in a frame from {self.url} (waiting for {name})")
-        return Frame(frame_type, seq, payload)
+            left = until - time.monotonic()
+            if left <= 0:
+                return None
+            need = self._missing()
+            self._port.timeout = min(left, _STALL_S)
+            try:
+                data = self._port.read(need)
+            except (serial.SerialException, OSError) as exc:
+                raise TargetError(
+                    f"lost the connection to the target at {self.url} waiting for {name}: {exc}"
+                ) from exc
+            self._rx += data
+            stalled = len(data) < need
+
+    def _missing(self) -> int:
+        """Bytes still missing from the frame that starts the buffer (at least 1)."""
+        rx = self._rx
+        if len(rx) < 5:
+            return 5 - len(rx) if rx else 1
+        (length,) = struct.unpack_from("<H", rx, 3)
+        return max(1, 7 + length - len(rx))
+
+    def _take(self, accept: Callable[[Frame], bool], stalled: bool) -> tuple[Frame | None, int]:
+        """Parse the buffer: (the frame `accept` takes or None, bytes dropped as garbage).
+
+        Frames are taken in order, skipping bad ones and those `accept` refuses (stale
+        answers). If the frame at the front is incomplete and the input has stalled, it may be
+        a cut-off stale answer whose announced length swallows the real one: then a later
+        complete frame that `accept` takes is taken instead.
+        """
+        rx = self._rx
+        dropped = 0
+        while True:
+            start = rx.find(SOF)
+            if start < 0:
+                dropped += len(rx)
+                rx.clear()
+                return None, dropped
+            dropped += start
+            del rx[:start]
+            status, frame, end = _parse_at(rx, 0)
+            if status == _BAD:
+                dropped += 1
+                del rx[:1]
+                continue
+            if status == _PARTIAL:
+                break
+            del rx[:end]
+            assert frame is not None
+            if accept(frame):
+                return frame, dropped
+            self._noise += 1  # a stale answer
+        if stalled:
+            pos = rx.find(SOF, 1)
+            while pos > 0:
+                status, frame, end = _parse_at(rx, pos)
+                if status == _OK and frame is not None and accept(frame):
+                    dropped += pos
+                    del rx[:end]
+                    return frame, dropped
+                pos = rx.find(SOF, pos + 1)
+        return None, dropped
 
 
-def _decode_error(payload: bytes) -> str:
+_OK, _BAD, _PARTIAL = range(3)
+
+
+def _parse_at(buf: bytearray, pos: int) -> tuple[int, Frame | None, int]:
+    """The frame whose SOF is at `buf[pos]`: (_OK, frame, end), (_BAD, None, 0) for a header
+    announcing too much or a CRC mismatch, (_PARTIAL, None, 0) while bytes are missing."""
+    if len(buf) < pos + 5:
+        return _PARTIAL, None, 0
+    frame_type, seq, length = struct.unpack_from("<BBH", buf, pos + 1)
+    if length > MAX_PAYLOAD:
+        return _BAD, None, 0
+    end = pos + 7 + length
+    if len(buf) < end:
+        return _PARTIAL, None, 0
+    (crc,) = struct.unpack_from("<H", buf, end - 2)
+    if crc16(bytes(buf[pos + 1 : end - 2])) != crc:
+        return _BAD, None, 0
+    return _OK, Frame(frame_type, seq, bytes(buf[pos + 5 : end - 2])), end
+
+
+def _answers(frame: Frame, req_type: int, seq: int) -> bool:
+    """Whether `frame` answers request (`req_type`, `seq`) rather than an earlier one.
+
+    A FAULT always counts (the device has stopped). Answers to other request types, and
+    ERRORs about other request types, are stale even with this seq (seqs wrap and restart
+    with each connection). A non-answer frame with this seq is taken, to be reported: the
+    link hears requests back (an echoing line) or talks to something else.
+    """
+    if frame.type == RSP_FAULT:
+        return True
+    if frame.seq != seq:
+        return False
+    if frame.type == RSP_ERROR:
+        return len(frame.payload) != 6 or frame.payload[1] == req_type
+    return frame.type == req_type | RSP_FLAG or not frame.type & RSP_FLAG
+
+
+def _damaged_on_the_way(frame: Frame) -> bool:
+    """An ERROR saying the request reached the device corrupted (bad CRC or length)."""
+    return frame.type == RSP_ERROR and len(frame.payload) == 6 and frame.payload[0] in (1, 2)
+
+
+#: What to do about an ERROR answer: the host checks its arguments first, so the firmware and
+#: this host disagree about the protocol.
+_REBUILD = "the image and this host disagree about the protocol: rebuild it with this bench"
+
+
+def _decode_error(payload: bytes, sent: int) -> str:
+    """An ERROR frame's payload in words; `sent` is the payload length of the request."""
     if len(payload) != 6:
         return f"malformed ERROR frame {payload.hex()}"
     code, req_type, detail = struct.unpack("<BBI", payload)
+    size = f"{sent} byte{'s' if sent != 1 else ''}"
+    if code == 1:
+        return (f"the request reached it with a CRC mismatch (it computed 0x{detail:04x}): "
+                "line noise, or a wrong baud rate")  # fmt: skip
+    if code == 4:
+        least = "at least " if req_type == REQ_WRITE_INPUT else ""
+        return f"a payload of {size}, where the firmware expects {least}{detail}; {_REBUILD}"
+    if code == 3:
+        return f"unknown request type 0x{req_type:02x}; {_REBUILD}"
     what = ERROR_CODES.get(code, f"error code {code}")
-    return f"{what} (request 0x{req_type:02x}, limit/detail {detail})"
+    return f"{what} (limit {detail}); {_REBUILD}"
 
 
 def _decode_fault(payload: bytes) -> FaultReport:
