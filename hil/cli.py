@@ -1,14 +1,17 @@
 """The `hil` command line: profile a model on a board, list boards, plus plug-in subcommands.
 
 Exit codes (stable, for CI):
-  0  profiled; outputs match the reference and every budget holds
+  0  profiled; outputs match the reference(s) and every budget holds
   1  an error stopped the run (bad model, build or target failure, ...): message on stderr
   2  bad command line (argparse)
   3  a budget (--max-latency-ms, --max-ram-kb, --max-flash-kb) is exceeded
-  4  the device's outputs differ from the TFLite reference by more than 1 LSB
+  4  the device's outputs differ from the reference by more than 1 LSB
   5  the model does not fit the board's flash or RAM
+  6  profiled, but the outputs were NOT checked: no reference interpreter asked for
+     (--reference) could run the model; the report and stderr say why
   130 interrupted (Ctrl-C)
-When outputs disagree and a budget is exceeded too, 4 wins: a wrong model is worse than a slow one.
+When outputs disagree and a budget is exceeded too, 4 wins: a wrong model is worse than a slow one;
+likewise 6 wins over 3: an unchecked model is not known to be right.
 
 Heavy modules (numpy, TensorFlow's interpreter, the build) are imported only by the subcommand
 that needs them, so `hil boards` and `hil --help` start instantly.
@@ -34,10 +37,12 @@ EXIT_USAGE = 2
 EXIT_BUDGET = 3
 EXIT_MISMATCH = 4
 EXIT_TOO_LARGE = 5
+EXIT_UNCHECKED = 6
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """exit codes: 0 ok, 1 error, 2 usage, 3 budget exceeded, 4 outputs differ from the
-reference by more than 1 LSB, 5 model does not fit the board, 130 interrupted"""
+reference by more than 1 LSB, 5 model does not fit the board, 6 outputs not checked (no
+reference could run the model), 130 interrupted"""
 
 
 def _positive_int(text: str) -> int:
@@ -73,6 +78,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
     from hil.profile import profile
     from hil.reference import load_npy_inputs
+    from hil.report import CHECK_FAILED, CHECK_NOT_DONE
 
     inputs = load_npy_inputs(args.input, args.model) if args.input else None
     budgets = {
@@ -89,6 +95,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         seed=args.seed,
         budgets=budgets,
         progress=not args.quiet,
+        reference=args.reference,
     )
     if args.json == "-":
         sys.stdout.write(report.to_json() + "\n")
@@ -100,15 +107,20 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     if not args.quiet and args.json != "-":
         report.print(_stdout_console())
     err = Console(stderr=True)
-    if not report.outputs_match:
+    if report.check == CHECK_FAILED:
         err.print(
-            f"[red]outputs differ from the TFLite reference by up to {report.max_abs_diff:g} LSB "
-            f"(limit 1): the generated model is wrong[/]"
+            f"[red]outputs differ from the reference ({report.reference}) by up to "
+            f"{report.max_abs_diff:g} LSB (limit 1): the generated model is wrong[/]"
         )
+        if report.check_note:
+            err.print(report.check_note, style="red", markup=False)
         return EXIT_MISMATCH
     over = [v for v in report.budgets if not v.ok]
     for v in over:
         err.print(f"[red]over budget: {v.name} {v.measured:.3f} {v.unit} > {v.limit:g} {v.unit}[/]")
+    if report.check == CHECK_NOT_DONE:
+        err.print(f"outputs NOT checked: {report.check_note}", style="yellow", markup=False)
+        return EXIT_UNCHECKED
     return EXIT_BUDGET if over else EXIT_OK
 
 
@@ -149,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "profile",
         help="measure latency, RAM, flash and correctness of a .tflite on a board",
         description="Import, plan, generate C, build, run on the board (or QEMU) and compare "
-        "its outputs with the TFLite reference interpreter.",
+        "its outputs with a reference interpreter (LiteRT or TFLM, in a child process).",
         epilog=_EPILOG,
     )
     p.add_argument("model", metavar="MODEL.tflite", help="int8 TFLite model")
@@ -167,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-latency-ms", type=_positive_float, metavar="X", help="latency budget")
     p.add_argument("--max-ram-kb", type=_positive_float, metavar="Y", help="RAM budget in KiB")
     p.add_argument("--max-flash-kb", type=_positive_float, metavar="Z", help="flash budget, KiB")
+    p.add_argument(
+        "--reference",
+        choices=["auto", "litert", "tflm", "both"],
+        default="auto",
+        help="interpreter the outputs are checked against (default auto: LiteRT, or TFLM when "
+        "LiteRT cannot run the model; both: check against both and report each)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress and no table")
     p.set_defaults(func=_cmd_profile)
 

@@ -15,6 +15,11 @@ class UnsupportedOpError(ModelError):
     """The model uses an operator or tensor type the bench has no kernel for."""
 
 
+class ReferenceUnavailable(ModelError):
+    """A reference interpreter cannot run the model: it refused it, crashed, hung, or is not
+    installed. `hil.profile` then reports the check as not done instead of raising."""
+
+
 class InputError(HilError):
     """User-supplied input data does not fit the model: wrong count, shape, type or range, or
     an unreadable .npy file (the model itself is fine)."""

@@ -1,7 +1,8 @@
 """`hil.profile`: the one entry point that turns a .tflite and a board into a `Report`.
 
 import -> plan -> fit check -> generate -> build (cached) -> run on the target -> compare with
-the TFLite reference -> Report. The CLI, CI guards and the optimizer all come through here.
+the reference interpreter(s), run in a child process -> Report. The CLI, CI guards and the
+optimizer all come through here.
 """
 
 from __future__ import annotations
@@ -47,26 +48,36 @@ def profile(
     seed: int = 0,
     budgets: Budgets | Mapping[str, float | None] | None = None,
     progress: bool = True,
+    reference: str = "auto",
 ) -> Report:
-    """Measure `model` on `board`: latency, flash, RAM and correctness against TFLite.
+    """Measure `model` on `board`: latency, flash, RAM and correctness against a reference.
 
     `inputs` (one array per model input) default to seeded random data over each input's
     range. `budgets` (Budgets or a dict of max_latency_ms / max_ram_kb / max_flash_kb) only
     produce verdicts in the report; raising or exiting on them is the caller's choice.
+    `reference` picks the interpreter(s) the outputs are checked against: "auto" (LiteRT, or
+    TFLM where LiteRT cannot run the model), "litert", "tflm" or "both" (see
+    `hil.reference.check`). When none can run the model the report's `check` is "not done"
+    with the reason in `check_note`; the other figures are measured all the same.
     Raises a HilError subclass for anything that stops the measurement.
     """
-    from hil import reference
     from hil.boards import load_board
     from hil.build import build, cache_dir
     from hil.codegen import generate
     from hil.importer import load_tflite, load_tflite_bytes
     from hil.measure import compare_outputs, convert_counts, elf_sizes, latency
     from hil.planner import plan
+    from hil.reference import check as reference_check
+    from hil.reference import check_inputs, input_specs, random_inputs
 
     if runs < 1:
         raise HilError(f"runs must be at least 1, got {runs}")
     if warmup < 0:
         raise HilError(f"warmup must be 0 or more, got {warmup}")
+    if reference not in reference_check.CHOICES:
+        raise HilError(
+            f"unknown reference {reference!r}: choose one of {', '.join(reference_check.CHOICES)}"
+        )
     limits = _budgets(budgets)
     steps = _Steps(progress)
     target_board = board if not isinstance(board, str) else load_board(board)
@@ -81,9 +92,9 @@ def profile(
         arena = plan(graph)
         check_fit(graph, arena, target_board)
         if inputs is None:
-            inputs = reference.random_inputs(model_bytes, seed)
+            inputs = random_inputs(graph, seed)
         else:
-            inputs = reference.check_inputs(reference.input_specs(model_bytes), list(inputs))
+            inputs = check_inputs(input_specs(graph), list(inputs))
 
     digest = hashlib.sha256(model_bytes).hexdigest()[:16]
     with steps("generate"):
@@ -96,9 +107,14 @@ def profile(
 
     with steps(f"run on {target_board.name}"):
         device = _run_on_target(target_board, built.elf, project, inputs, runs, warmup)
-    with steps("reference"):
-        expected = reference.reference_outputs(model_bytes, inputs)
-    comparison = compare_outputs(device.outputs, expected, _output_lsbs(graph))
+    lsbs = _output_lsbs(graph)
+
+    def compare(expected: list[np.ndarray]) -> tuple[float, float]:
+        comparison = compare_outputs(device.outputs, expected, lsbs)
+        return comparison.exact_rate, comparison.max_abs_diff
+
+    with steps(f"check against the reference ({reference})"):
+        checked = reference_check.check_outputs(model_bytes, inputs, compare, reference)
 
     lat = latency(
         device.result.counts,
@@ -134,8 +150,8 @@ def profile(
         stack_bytes=device.result.stack_bytes,
         macs=project.macs,
         params=project.params,
-        outputs_exact_rate=comparison.exact_rate,
-        max_abs_diff=comparison.max_abs_diff,
+        outputs_exact_rate=checked.exact_rate,
+        max_abs_diff=checked.max_abs_diff,
         layers=layers,
         budgets=limits.verdicts(lat.ms, ram, sizes.flash_bytes),
         latency_counts_per_run=lat.per_run,
@@ -144,6 +160,10 @@ def profile(
         model_id=project.model_id,
         board_flash_bytes=target_board.flash_bytes,
         board_ram_bytes=target_board.ram_bytes,
+        reference=checked.reference,
+        check=checked.status,
+        check_note=checked.note,
+        reference_checks=checked.checks,
     )
 
 

@@ -40,8 +40,35 @@ JSON_CONTRACT_KEYS: frozenset[str] = frozenset(
         "outputs_exact_rate",
         "max_abs_diff",
         "layers",
+        "reference",
+        "check",
+        "check_note",
+        "reference_checks",
     }
 )
+
+#: `Report.check`: the device's outputs agree with every reference that checked them ...
+CHECK_PASSED = "passed"
+#: ... differ from one by more than 1 LSB ...
+CHECK_FAILED = "failed"
+#: ... or were not compared, because no reference asked for could run the model (see the note).
+CHECK_NOT_DONE = "not done"
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """One reference interpreter's verdict on the device's outputs.
+
+    `reference` is "litert" or "tflm"; `version` the package that ran (e.g.
+    "ai-edge-litert==2.3.0"); figures are None when it could not run (`note` says why).
+    """
+
+    reference: str
+    version: str
+    status: str
+    exact_rate: float | None
+    max_abs_diff: float | None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,11 +158,22 @@ class Report:
     model_id: int = 0
     board_flash_bytes: int = 0
     board_ram_bytes: int = 0
+    #: Which reference(s) checked the outputs ("litert", "tflm", "litert+tflm"; "" if none).
+    reference: str = "litert"
+    #: CHECK_PASSED, CHECK_FAILED or CHECK_NOT_DONE; "" derives it from max_abs_diff.
+    check: str = ""
+    #: Why the check is not done, or why another reference than LiteRT checked.
+    check_note: str = ""
+    reference_checks: list[ReferenceCheck] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.check:
+            self.check = CHECK_PASSED if self.max_abs_diff <= MAX_LSB_DIFF else CHECK_FAILED
 
     @property
     def outputs_match(self) -> bool:
-        """Device outputs are within 1 LSB of the reference everywhere."""
-        return self.max_abs_diff <= MAX_LSB_DIFF
+        """Device outputs were checked and are within 1 LSB of the reference(s) everywhere."""
+        return self.check == CHECK_PASSED
 
     @property
     def within_budget(self) -> bool:
@@ -152,8 +190,12 @@ class Report:
         d["outputs_match"] = self.outputs_match
         d["within_budget"] = self.within_budget
         d["counts_per_mac"] = self.counts_per_mac
-        if not math.isfinite(d["max_abs_diff"]):
-            d["max_abs_diff"] = None  # NaN/inf output: JSON has no spelling for it
+        for key in ("max_abs_diff", "outputs_exact_rate"):
+            if not math.isfinite(d[key]):
+                d[key] = None  # NaN/inf output, or no check: JSON has no spelling for it
+        for c in d["reference_checks"]:
+            if c["max_abs_diff"] is not None and not math.isfinite(c["max_abs_diff"]):
+                c["max_abs_diff"] = None
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -179,11 +221,17 @@ class Report:
             f" stack {self.stack_bytes:,})",
         )
         summary.add_row("MACs / params", f"{self.macs:,} / {self.params:,}")
-        ok = "[green]match[/]" if self.outputs_match else "[red]MISMATCH[/]"
-        summary.add_row(
-            "outputs",
-            f"{ok}: {self.outputs_exact_rate:.2%} exact, max diff {self.max_abs_diff:g} LSB",
-        )
+        if self.check == CHECK_NOT_DONE:
+            summary.add_row("outputs", Text(f"NOT CHECKED: {self.check_note}", style="yellow"))
+        else:
+            ok = "[green]match[/]" if self.outputs_match else "[red]MISMATCH[/]"
+            summary.add_row(
+                "outputs",
+                f"{ok}: {self.outputs_exact_rate:.2%} exact, max diff {self.max_abs_diff:g} LSB"
+                f" (reference: {self.reference})",
+            )
+            if self.check_note:
+                summary.add_row("", Text(self.check_note, style="dim"))
         for v in self.budgets:
             verdict = "[green]ok[/]" if v.ok else "[red]OVER[/]"
             summary.add_row(

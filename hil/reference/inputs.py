@@ -1,11 +1,9 @@
-"""The reference side of the correctness check: TFLite's own reference kernels on the host.
+"""The inputs of a profiling run: seeded random data or the user's .npy files, checked against
+the model's input tensors.
 
-The bench's kernels aim to match TFLite's *reference* kernels bit for bit (not the optimized
-XNNPACK/ruy paths, which may round differently), so every comparison runs ai-edge-litert with
-`OpResolverType.BUILTIN_REF`. This module also makes the inputs of a profiling run (seeded
-random, or the user's .npy files checked against the model's input tensors).
-
-ai-edge-litert is imported inside the functions: `import hil` must stay cheap.
+The input tensors come from the bench's own import of the model (`hil.graph.Graph`), never from
+a reference interpreter: a model that LiteRT refuses, or one that would abort an interpreter,
+still gets inputs, and no interpreter runs in the bench's process.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import numpy as np
 from hil.errors import InputError, ModelError
 
 if TYPE_CHECKING:
-    from ai_edge_litert.interpreter import Interpreter
+    from hil.graph import Graph
 
 ModelSource = str | Path | bytes
 
@@ -43,77 +41,46 @@ class TensorSpec:
         return f"{self.name!r} {self.dtype.name}{list(self.shape)}"
 
 
-def _interpreter(model: ModelSource) -> Interpreter:
-    """A single-threaded interpreter with TFLite's reference kernels, tensors allocated."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def model_graph(model: ModelSource | Graph) -> Graph:
+    """The bench's own import of `model` (any op; the support check is `hil.profile`'s job)."""
+    from hil.graph import Graph
+    from hil.importer import load_tflite, load_tflite_bytes
 
-    kwargs: dict[str, object] = {
-        "num_threads": 1,
-        "experimental_op_resolver_type": OpResolverType.BUILTIN_REF,
-    }
-    if isinstance(model, bytes):
-        kwargs["model_content"] = model
-        where = "the model bytes"
-    else:
-        path = Path(model)
-        if not path.is_file():
-            raise ModelError(f"model file {path} does not exist: check the path")
-        kwargs["model_path"] = str(path)
-        where = str(path)
-    try:
-        interp = Interpreter(**kwargs)
-        interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(
-            f"the TFLite reference interpreter cannot load {where}: {exc}. "
-            "Is it a valid .tflite flatbuffer?"
-        ) from exc
-    return interp
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, bytes | bytearray):
+        return load_tflite_bytes(bytes(model), check_support=False)
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist: check the path")
+    return load_tflite(path, check_support=False)
 
 
-def _specs(interp: Interpreter, details: list[dict]) -> list[TensorSpec]:
-    """TensorSpecs of the tensors in `details`; a float input's range comes from its QUANTIZE.
-
-    ai-edge-litert offers the graph's operators only through `_get_ops_details()`.
-    """
-    consumers: dict[int, list[dict]] = {}
-    for op in interp._get_ops_details():
-        for t in op["inputs"]:
-            consumers.setdefault(int(t), []).append(op)
-    tensors = {d["index"]: d for d in interp.get_tensor_details()}
-    specs = []
-    for d in details:
-        q = d["quantization_parameters"]
-        scale = zero_point = None
-        if len(q["scales"]) == 1:
-            scale, zero_point = float(q["scales"][0]), int(q["zero_points"][0])
-        elif np.issubdtype(d["dtype"], np.floating):
-            quantizers = [op for op in consumers.get(d["index"], []) if op["op_name"] == "QUANTIZE"]
-            if quantizers:
-                qq = tensors[int(quantizers[0]["outputs"][0])]["quantization_parameters"]
-                scale, zero_point = float(qq["scales"][0]), int(qq["zero_points"][0])
-        specs.append(
-            TensorSpec(
-                d["name"],
-                tuple(int(s) for s in d["shape"]),
-                np.dtype(d["dtype"]),
-                scale,
-                zero_point,
-            )
-        )
-    return specs
+def _spec(graph: Graph, index: int) -> TensorSpec:
+    tensor = graph.tensor(index)
+    scale = zero_point = None
+    quant = tensor.quant
+    if quant is None and tensor.dtype == "float32":
+        # A float input's range is that of the QUANTIZE that consumes it.
+        for op in graph.operators:
+            if op.op == "QUANTIZE" and op.inputs and op.inputs[0] == index:
+                quant = graph.tensor(op.outputs[0]).quant
+                break
+    if quant is not None and len(quant.scale) == 1:
+        scale, zero_point = float(quant.scale[0]), int(quant.zero_point[0])
+    return TensorSpec(tensor.name, tuple(tensor.shape), np.dtype(tensor.dtype), scale, zero_point)
 
 
-def input_specs(model: ModelSource) -> list[TensorSpec]:
-    """The model's graph inputs in order, as the interpreter sees them."""
-    interp = _interpreter(model)
-    return _specs(interp, interp.get_input_details())
+def input_specs(model: ModelSource | Graph) -> list[TensorSpec]:
+    """The model's graph inputs in order, from the bench's own import of it."""
+    graph = model_graph(model)
+    return [_spec(graph, t) for t in graph.inputs]
 
 
-def output_specs(model: ModelSource) -> list[TensorSpec]:
-    """The model's graph outputs in order, as the interpreter sees them."""
-    interp = _interpreter(model)
-    return _specs(interp, interp.get_output_details())
+def output_specs(model: ModelSource | Graph) -> list[TensorSpec]:
+    """The model's graph outputs in order, from the bench's own import of it."""
+    graph = model_graph(model)
+    return [_spec(graph, t) for t in graph.outputs]
 
 
 def check_inputs(
@@ -168,7 +135,7 @@ def _convert(x: np.ndarray, spec: TensorSpec, name: str, got: str) -> np.ndarray
     )
 
 
-def load_npy_inputs(paths: list[str | Path], model: ModelSource) -> list[np.ndarray]:
+def load_npy_inputs(paths: list[str | Path], model: ModelSource | Graph) -> list[np.ndarray]:
     """Read one .npy per model input and check it against the model (see `check_inputs`)."""
     arrays = []
     for p in paths:
@@ -184,7 +151,7 @@ def load_npy_inputs(paths: list[str | Path], model: ModelSource) -> list[np.ndar
     return check_inputs(input_specs(model), arrays, [str(p) for p in paths])
 
 
-def random_inputs(model: ModelSource, seed: int = 0) -> list[np.ndarray]:
+def random_inputs(model: ModelSource | Graph, seed: int = 0) -> list[np.ndarray]:
     """One seeded random array per model input, covering the input's whole quantized range.
 
     Integer inputs are uniform over their type's full range. Float inputs are uniform over the
@@ -197,7 +164,7 @@ def random_inputs(model: ModelSource, seed: int = 0) -> list[np.ndarray]:
         if np.issubdtype(spec.dtype, np.integer):
             info = np.iinfo(spec.dtype)
             x = rng.integers(info.min, info.max, size=spec.shape, endpoint=True)
-        elif spec.scale is not None:
+        elif spec.scale is not None and spec.zero_point is not None:
             lo = spec.scale * (-128 - spec.zero_point)
             hi = spec.scale * (127 - spec.zero_point)
             x = rng.uniform(lo, hi, size=spec.shape)
@@ -205,39 +172,3 @@ def random_inputs(model: ModelSource, seed: int = 0) -> list[np.ndarray]:
             x = rng.uniform(-1.0, 1.0, size=spec.shape)
         out.append(x.astype(spec.dtype))
     return out
-
-
-def reference_outputs(model: ModelSource, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Outputs of TFLite's reference kernels for `inputs` (checked as in `check_inputs`).
-
-    The interpreter runs in a child process: some reference kernels abort the whole process on
-    inputs they do not expect (SOFTMAX with 512 or more equal maxima in a row, seen with
-    ai-edge-litert 2.3.0), and that must become an error report, not a dead bench.
-    """
-    import concurrent.futures
-    import multiprocessing
-    from concurrent.futures.process import BrokenProcessPool
-
-    source = model if isinstance(model, bytes) else str(model)
-    spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        try:
-            return pool.submit(_reference_outputs_here, source, list(inputs)).result()
-        except BrokenProcessPool as exc:
-            raise ModelError(
-                "the TFLite reference interpreter crashed on this model and these inputs, so "
-                "the outputs cannot be checked; try other inputs (--input or --seed)"
-            ) from exc
-
-
-def _reference_outputs_here(model: ModelSource, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    interp = _interpreter(model)
-    in_details = interp.get_input_details()
-    inputs = check_inputs(_specs(interp, in_details), inputs)
-    for d, x in zip(in_details, inputs, strict=True):
-        interp.set_tensor(d["index"], x)
-    try:
-        interp.invoke()
-    except RuntimeError as exc:
-        raise ModelError(f"the TFLite reference interpreter failed on the model: {exc}") from exc
-    return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]

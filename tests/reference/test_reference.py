@@ -1,4 +1,5 @@
-"""The reference side of the correctness check: inputs in, TFLite reference outputs out."""
+"""The reference side of the correctness check: inputs in, reference outputs out (LiteRT or
+TFLM, always in a child process)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.errors import InputError, ModelError
+from hil.errors import HilError, InputError, ModelError, ReferenceUnavailable
 from hil.reference import (
     TensorSpec,
     check_inputs,
+    check_outputs,
     input_specs,
     load_npy_inputs,
     output_specs,
     random_inputs,
     reference_outputs,
+    run_reference,
 )
+from hil.reference import runner as reference_runner
 
 ZooModel = Callable[[str], Path]
 
@@ -168,33 +172,139 @@ def test_unusable_models_raise_model_error(tmp_path: Path) -> None:
         input_specs(tmp_path / "nope.tflite")
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\0" * 64)
-    with pytest.raises(ModelError, match="cannot load"):
-        reference_outputs(bad, [])
-    with pytest.raises(ModelError, match="cannot load the model bytes"):
+    for ref in ("litert", "tflm"):
+        with pytest.raises(ReferenceUnavailable, match="cannot"):
+            reference_outputs(bad, [], ref)
+    with pytest.raises(ModelError, match="too small to be a TFLite model"):
         random_inputs(b"garbage", 0)
 
 
 def test_importing_the_module_stays_cheap() -> None:
     code = (
         "import sys, hil.reference; "
-        "print(any(m in sys.modules for m in ('ai_edge_litert', 'tensorflow')))"
+        "print(any(m in sys.modules for m in ('ai_edge_litert', 'tensorflow', 'tflite_micro')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-def test_a_crashing_reference_interpreter_becomes_a_model_error() -> None:
-    """TFLite's reference SOFTMAX aborts its process on a row with 512+ equal maxima."""
-    from zoo import ZooEntry, convert
+def test_no_interpreter_ever_loads_in_the_callers_process(zoo_model: ZooModel) -> None:
+    """Specs, random inputs, .npy checks and reference outputs (both interpreters) leave the
+    caller's process free of interpreter code: an abort in there cannot kill the bench."""
+    model = zoo_model("dense")
+    code = f"""
+import sys, numpy as np
+from hil.reference import input_specs, random_inputs, reference_outputs, check_inputs
+x = random_inputs({str(model)!r}, 0)
+check_inputs(input_specs({str(model)!r}), x)
+a = reference_outputs({str(model)!r}, x, "litert")
+b = reference_outputs({str(model)!r}, x, "tflm")
+assert a[0].shape == b[0].shape
+print(sorted(m for m in ("ai_edge_litert", "tflite_micro", "tensorflow") if m in sys.modules))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
-    def wide_softmax(k):  # keras module in, model out
-        x = inp = k.Input((1000,), batch_size=1)
-        return k.Model(inp, k.layers.Softmax()(x))
 
-    model = convert(ZooEntry("wide_softmax", wide_softmax, ("SOFTMAX",), False))
-    spec = input_specs(model)[0]
-    with pytest.raises(ModelError, match="reference interpreter crashed"):
-        reference_outputs(model, [np.full(spec.shape, 5, spec.dtype)])
+@pytest.mark.parametrize("ref", ["litert", "tflm"])
+def test_a_crashing_reference_interpreter_becomes_a_model_error(
+    wide_softmax: Path, ref: str
+) -> None:
+    """Both reference SOFTMAXes abort their process on a row with 512+ equal maxima."""
+    spec = input_specs(wide_softmax)[0]
+    with pytest.raises(
+        ReferenceUnavailable, match=r"crashed .*\(killed by SIGABRT, exit status 134"
+    ):
+        reference_outputs(wide_softmax, [np.full(spec.shape, 5, spec.dtype)], ref)
     # the bench itself keeps going: a normal row still works afterwards
-    ok = reference_outputs(model, [np.arange(1000).reshape(spec.shape).astype(spec.dtype)])
+    row = np.arange(1000).reshape(spec.shape).astype(spec.dtype)
+    ok = reference_outputs(wide_softmax, [row], ref)
     assert ok[0].shape == spec.shape
+
+
+def test_a_hung_or_broken_worker_is_explained(
+    zoo_model: ZooModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = zoo_model("dense").read_bytes()
+    x = random_inputs(model, 0)
+    monkeypatch.setattr(reference_runner, "_WORKER", ("-c", "import time; time.sleep(60)"))
+    run = run_reference("litert", model, x, timeout=1.0)
+    assert not run.ran and "did not finish within 1 s" in run.problem
+    monkeypatch.setattr(reference_runner, "_WORKER", ("-c", "raise SystemExit('worker broke')"))
+    run = run_reference("tflm", model, x)
+    assert (
+        not run.ran
+        and run.problem == "TFLM failed on this model (worker exit code 1): worker broke"
+    )
+    monkeypatch.setattr(reference_runner, "_WORKER", ("-c", "print('not a pickle')"))
+    assert "answered garbage" in run_reference("tflm", model, x).problem
+
+
+# --- LiteRT refuses, TFLM runs ---------------------------------------------------------------
+
+
+def test_litert_refuses_per_tensor_weights_with_axis_3_and_tflm_runs_them(
+    axis3_model: Path, toycar: Path
+) -> None:
+    x = random_inputs(axis3_model, 0)  # from the bench's own import: no interpreter needed
+    assert x[0].shape == (1, 640) and x[0].dtype == np.int8
+    with pytest.raises(ReferenceUnavailable, match="quantized_dimension"):
+        reference_outputs(axis3_model, x, "litert")
+    run = run_reference("tflm", axis3_model.read_bytes(), x)
+    assert run.ran and run.version.startswith("tflite-micro==")
+    # The field means nothing for one scale: TFLM gives what it gives for the sound model,
+    # and that is within 1 LSB of LiteRT's answer for it.
+    np.testing.assert_array_equal(run.outputs[0], reference_outputs(toycar, x, "tflm")[0])
+    litert = reference_outputs(toycar, x, "litert")[0].astype(int)
+    assert np.abs(run.outputs[0].astype(int) - litert).max() <= 1
+
+
+def _comparing_with(device: list[np.ndarray]) -> Callable[[list[np.ndarray]], tuple[float, float]]:
+    def compare(expected: list[np.ndarray]) -> tuple[float, float]:
+        diff = np.abs(device[0].astype(int) - expected[0].astype(int))
+        return float(np.mean(diff == 0)), float(diff.max())
+
+    return compare
+
+
+def test_check_choices(axis3_model: Path, toycar: Path) -> None:
+    sound = toycar.read_bytes()
+    broken = axis3_model.read_bytes()
+    x = random_inputs(sound, 0)
+    device = reference_outputs(sound, x, "litert")
+    compare = _comparing_with(device)
+
+    auto = check_outputs(sound, x, compare)
+    assert (auto.status, auto.reference, auto.note) == ("passed", "litert", "")
+    assert [c.reference for c in auto.checks] == ["litert"]
+
+    fell_back = check_outputs(broken, x, compare, "auto")
+    assert (fell_back.status, fell_back.reference) == ("passed", "tflm")
+    assert (
+        fell_back.note.startswith("checked with TFLM") and "quantized_dimension" in fell_back.note
+    )
+    assert [(c.reference, c.status) for c in fell_back.checks] == [
+        ("litert", "not done"),
+        ("tflm", "passed"),
+    ]
+
+    only = check_outputs(broken, x, compare, "litert")
+    assert (only.status, only.reference) == ("not done", "")
+    assert "no reference could run the model" in only.note and np.isnan(only.max_abs_diff)
+
+    both = check_outputs(sound, x, compare, "both")
+    assert (both.status, both.reference) == ("passed", "litert+tflm")
+    assert [c.version.split("==")[0] for c in both.checks] == ["ai-edge-litert", "tflite-micro"]
+
+    half = check_outputs(broken, x, compare, "both")
+    assert (half.status, half.reference) == ("not done", "tflm")
+
+    wrong = _comparing_with([(device[0].astype(int) + 2).clip(-128, 127).astype(np.int8)])
+    failed = check_outputs(sound, x, wrong, "tflm")
+    assert (failed.status, failed.reference) == ("failed", "tflm") and failed.max_abs_diff >= 2
+
+    with pytest.raises(HilError, match="choose one of auto, litert, tflm, both"):
+        check_outputs(sound, x, compare, "tflite")
