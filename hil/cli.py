@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("boards", help="list the boards the bench knows")
     b.set_defaults(func=_cmd_boards)
 
+    from hil.check.cli import register as register_check  # `hil check` (its own exit codes)
+
+    register_check(sub)
+
     for ep in entry_points(group="hil.commands"):
         try:
             ep.load()(sub)
