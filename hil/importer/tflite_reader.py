@@ -18,6 +18,7 @@ import tflite
 
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator, Quantization, Tensor
+from hil.importer import validate
 
 #: Flatbuffers cannot address more than 2 GiB; anything bigger is not a TFLite model.
 MAX_MODEL_BYTES = 2**31 - 1
@@ -206,22 +207,28 @@ class _Reader:
             idx = top.OpcodeIndex()
             if idx >= len(op_names):
                 raise ModelError(f"{self.where} is corrupt: operator {i} has opcode index {idx}")
-            operators.append(
-                Operator(
-                    index=i,
-                    op=op_names[idx],
-                    inputs=self._indices(top.InputsAsNumpy(), len(tensors), f"operator {i}", True),
-                    outputs=self._indices(top.OutputsAsNumpy(), len(tensors), f"operator {i}"),
-                    options=_options_dict(top.BuiltinOptions(), top.BuiltinOptionsType()),
-                )
+            table, options_type = top.BuiltinOptions(), top.BuiltinOptionsType()
+            validate.check_options_type(
+                i, op_names[idx], options_type, table is not None, self.where
             )
-        return Graph(
+            op = Operator(
+                index=i,
+                op=op_names[idx],
+                inputs=self._indices(top.InputsAsNumpy(), len(tensors), f"operator {i}", True),
+                outputs=self._indices(top.OutputsAsNumpy(), len(tensors), f"operator {i}"),
+                options=_options_dict(table, options_type),
+            )
+            validate.check_option_values(op, self.where)
+            operators.append(op)
+        graph = Graph(
             name=self.name,
             tensors=tensors,
             operators=operators,
             inputs=self._indices(sg.InputsAsNumpy(), len(tensors), "graph inputs"),
             outputs=self._indices(sg.OutputsAsNumpy(), len(tensors), "graph outputs"),
         )
+        validate.check_quantization(graph, self.where)
+        return graph
 
     def _indices(self, arr: Any, n: int, what: str, optional: bool = False) -> list[int]:
         values = [] if isinstance(arr, int) else [int(v) for v in arr]
@@ -250,7 +257,18 @@ class _Reader:
         return name
 
     def _tensor(self, t: Any, index: int) -> Tensor:
-        name = (t.Name() or b"").decode("utf-8", errors="replace") or f"tensor{index}"
+        raw_name = t.Name() or b""
+        try:
+            name = raw_name.decode("utf-8") or f"tensor{index}"
+        except UnicodeDecodeError as e:
+            # Flatbuffer strings are UTF-8 by definition: a name that is not is a damaged (or
+            # hand-made) file, and TFLite's own Python API fails on it.
+            shown = raw_name.decode("utf-8", errors="backslashreplace")
+            raise ModelError(
+                f"{self.where} is corrupt: the name of tensor {index} is not valid UTF-8 "
+                f"(byte {raw_name[e.start]:#04x} at {e.start} in {shown[:80]!r}); "
+                "re-export the model from the TFLite converter"
+            ) from None
         type_code = t.Type()
         dtype = _TENSOR_TYPES.get(type_code)
         if dtype is None:
@@ -271,16 +289,24 @@ class _Reader:
         shape = () if isinstance(shape_arr, int) else tuple(int(d) for d in shape_arr)
         if any(d < 0 for d in shape):
             raise ModelError(f"{self.where} is corrupt: tensor {index} ({name!r}) shape {shape}")
-        tensor = Tensor(index, name, shape, dtype, self._quant(t.Quantization()), None)
+        tensor = Tensor(index, name, shape, dtype, self._quant(t.Quantization(), index, name), None)
         tensor.data = self._data(t.Buffer(), tensor)
         return tensor
 
-    def _quant(self, q: Any) -> Quantization | None:
+    def _quant(self, q: Any, index: int, name: str) -> Quantization | None:
         if q is None or q.ScaleLength() == 0:
             return None
         scale = tuple(float(s) for s in q.ScaleAsNumpy())
         zp_arr = q.ZeroPointAsNumpy()
-        zero_point = (0,) * len(scale) if isinstance(zp_arr, int) else tuple(int(z) for z in zp_arr)
+        zero_point = () if isinstance(zp_arr, int) else tuple(int(z) for z in zp_arr)
+        if len(zero_point) != len(scale):
+            # TFLite refuses this too (one zero point per scale); reading missing ones as 0
+            # would make the bench and the reference disagree about the tensor.
+            raise ModelError(
+                f"{self.where}: tensor {index} ({name!r}) has {len(scale)} scales and "
+                f"{len(zero_point)} zero points (one per scale expected); the file is corrupt "
+                "or was quantized wrongly: re-convert it with the TFLite converter"
+            )
         return Quantization(scale, zero_point, int(q.QuantizedDimension()))
 
     def _data(self, buffer_index: int, tensor: Tensor) -> np.ndarray | None:
