@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
             baseline = load_baseline(baseline_path)
         else:
             err.print(
-                f"[yellow]no baseline at {baseline_path} yet: nothing to compare with (write "
-                "one with --update-baseline)[/]"
+                f"[yellow]no baseline at {_shown(baseline_path)} yet: nothing to compare with "
+                "(write one with --update-baseline)[/]"
             )
             baseline_path = None
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.monotonic() - t0
     if baseline is not None:
         apply_baseline(results, baseline)
-    shown_baseline = str(baseline_path) if baseline is not None else None
+    shown_baseline = _shown(baseline_path) if baseline is not None else None
 
     document = results_document(
         results,
@@ -141,12 +141,12 @@ def run(args: argparse.Namespace) -> int:
         unmeasured = [r.case.id for r in results if not r.measured]
         if unmeasured:
             err.print(
-                f"[red]baseline {baseline_path} not written: {', '.join(unmeasured)} gave no "
-                "figures (fix them first; the old baseline is kept)[/]"
+                f"[red]baseline {_shown(baseline_path)} not written: {', '.join(unmeasured)} "
+                "gave no figures (fix them first; the old baseline is kept)[/]"
             )
         else:
             _write(str(baseline_path), text, "the baseline")
-            err.print(f"wrote the baseline {baseline_path}")
+            err.print(f"wrote the baseline {_shown(baseline_path)}")
     return code
 
 
@@ -157,3 +157,13 @@ def _write(path: str, text: str, what: str) -> None:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise HilError(f"cannot write {what} to {path}: {exc}") from exc
+
+
+def _shown(path: Path | None) -> str:
+    """A path as messages and reports show it: relative to the working directory if inside."""
+    if path is None:
+        return ""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -118,8 +118,8 @@ def _suite(r: CaseResult, started: datetime) -> ET.Element:
 def _properties(r: CaseResult) -> list[tuple[str, str]]:
     c = r.case
     props: list[tuple[str, str]] = [
-        ("check", c.name),
-        ("model", c.model_label),
+        ("case", c.id),
+        ("model_file", c.model_label),
         ("board", c.board),
     ]
     if c.backend:
@@ -130,7 +130,10 @@ def _properties(r: CaseResult) -> list[tuple[str, str]]:
         ("attempts", str(len(r.retried) + 1)),
     ]
     props += [(f"budget.{k}", _value(v)) for k, v in c.budgets.items()]
+    taken = {name for name, _ in props}
     for key, value in r.figures.items():
+        if key in taken:  # the report's board is the case's
+            continue
         if isinstance(value, dict):
             props += [(f"{key}.{k}", _value(v)) for k, v in value.items()]
         else:

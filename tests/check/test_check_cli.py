@@ -73,6 +73,8 @@ def props(root: ET.Element, case_id: str) -> dict[str, str]:
     name, board = case_id.split("/")
     suite = root.find(f"testsuite[@name='hil.check.{name}.{board}']")
     assert suite is not None, case_id
+    names = [p.get("name") for p in suite.iter("property")]
+    assert len(names) == len(set(names)), "property names repeat"
     return {p.get("name"): p.get("value") for p in suite.iter("property")}  # type: ignore[misc]
 
 
@@ -87,6 +89,7 @@ def test_all_pass(
     assert {c.get("classname") for c in root.iter("testcase")} == {"hil.check.digits-dscnn"}
     p = props(root, "digits-dscnn/qemu-m4")
     assert p["latency_ms"] == "4.6875" and p["flash_bytes"] == "40000"
+    assert p["case"] == "digits-dscnn/qemu-m4" and p["model_file"] == "models/digits-dscnn.tflite"
     assert p["status"] == "passed" and p["flaky"] == "false" and p["budget.max_ram_kb"] == "12.0"
     assert md.startswith("### hil check: ✅ 2 passed of 2\n")
     assert "| digits-dscnn | qemu-m4 | ✅ passed | 4.688 | 11.72 | 39.06 | 0 |" in md
