@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per candidate")
     args = parser.parse_args()
     print(f"{'config':<16} {'wall s':>8} {'pipeline s':>11} {'target s':>9} "
-          f"{'acc int8':>9}  verdict")
+          f"{'val int8':>9} {'test int8':>9}  verdict")
     for name, target in CASES:
         cfg = CandidateConfig.from_toml(ROOT / "examples" / f"{name}.toml")
         with tempfile.TemporaryDirectory() as out:
@@ -40,7 +40,7 @@ def main() -> None:
         r = result.record
         verdict = "ok" if wall < target else "OVER"
         print(f"{name:<16} {wall:8.1f} {r['training_seconds']:11.1f} {target:9.0f} "
-              f"{r['accuracy_int8']:9.4f}  {verdict}")
+              f"{r['val_accuracy_int8']:9.4f} {r['test_accuracy_int8']:9.4f}  {verdict}")
 
 
 if __name__ == "__main__":

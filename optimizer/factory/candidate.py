@@ -158,6 +158,23 @@ def _make(cfg: CandidateConfig, data: Splits, out_dir: str, threads: int) -> dic
     return pipeline.make_candidate(cfg, data, Path(out_dir), progress, threads)
 
 
+def prepare_out_dir(out: Path) -> None:
+    """Create `out` and check that it takes files (run_candidate does this first), so an
+    unusable output directory is a clear FactoryError rather than a failure in the child."""
+    what = "choose an output directory on a writable filesystem"
+    if out.exists() and not out.is_dir():
+        raise FactoryError(f"output directory {out} is an existing file; {what}, e.g. runs/c1")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.tflite").unlink(missing_ok=True)
+        (out / "train.log").write_bytes(b"")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, NotADirectoryError | FileExistsError):
+            reason = "a part of the path is a file, not a directory"
+        raise FactoryError(f"cannot write to output directory {out}: {reason}; {what}") from None
+
+
 def run_candidate(
     cfg: CandidateConfig,
     out_dir: str | Path,
@@ -170,12 +187,12 @@ def run_candidate(
     and `out_dir/train.log` (the child's output).
 
     Returns a failed result (record with ``"status": "failed"`` and the reason) for anything
-    that goes wrong in training; raises FactoryError only for a bad dataset, before any work.
+    that goes wrong in training; raises FactoryError only for a bad dataset or an output
+    directory it cannot write, before any work.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(cfg.dataset, cfg.seed)
-    (out / "model.tflite").unlink(missing_ok=True)
+    prepare_out_dir(out)
     outcome = run_isolated(
         _make, cfg, data, str(out), threads,
         timeout_s=timeout_s, log_path=out / "train.log", on_progress=on_progress,

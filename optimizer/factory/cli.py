@@ -10,11 +10,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
-from optimizer.factory.candidate import run_candidate
+from optimizer.factory.candidate import prepare_out_dir, run_candidate
 from optimizer.factory.config import CandidateConfig
+from optimizer.factory.datasets import load_dataset
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a bad value is a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0 (NaN, 0 and negatives are usage errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="TOML config, e.g. examples/digits-resnet.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help="give up on the candidate after S seconds")
-    p.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
+    p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
+                   help="give up on the candidate after S seconds (S > 0)")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="TensorFlow threads, at least 1 (default 1)")
     p.set_defaults(func=train)
 
 
@@ -37,6 +62,9 @@ def train(args: argparse.Namespace) -> int:
     """Run the candidate with a progress bar; 0 when a model was made, 1 when it failed.
     A bad config raises FactoryError, which the `hil` CLI prints without a traceback."""
     cfg = CandidateConfig.from_toml(args.config)
+    # Refuse a bad dataset or --out before the progress bar starts, so the error is one line.
+    load_dataset(cfg.dataset, cfg.seed)  # cached: run_candidate gets the same splits
+    prepare_out_dir(Path(args.out))
     with tqdm(total=1, unit="step", desc="candidate", file=sys.stderr) as bar:
 
         def on_progress(done: int, total: int, label: str) -> None:
@@ -52,7 +80,9 @@ def train(args: argparse.Namespace) -> int:
         return 1
     r = result.record
     print(
-        f"accuracy float {r['accuracy_float']:.4f}, int8 {r['accuracy_int8']:.4f}; "
+        f"validation accuracy float {r['val_accuracy_float']:.4f}, "
+        f"int8 {r['val_accuracy_int8']:.4f}; test accuracy float "
+        f"{r['test_accuracy_float']:.4f}, int8 {r['test_accuracy_int8']:.4f}\n"
         f"{r['params']} params, {r['macs']} MACs, ~{r['flash_bytes_estimate']} B flash, "
         f"~{r['ram_bytes_estimate']} B RAM; {r['training_seconds']:.1f} s\n"
         f"wrote {result.model_path} and {args.out}/record.json"

@@ -101,11 +101,27 @@ class CandidateConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> CandidateConfig:
+        """Read a TOML config; every way the file can be unusable is a FactoryError."""
         p = Path(path)
+        hint = "give a TOML config file such as examples/digits-resnet.toml"
+        if p.is_dir():
+            raise FactoryError(f"config {p} is a directory, not a file; {hint}")
         try:
-            doc = tomllib.loads(p.read_text())
+            raw = p.read_bytes()
         except FileNotFoundError:
-            raise FactoryError(f"config file {p} does not exist") from None
+            raise FactoryError(f"config file {p} does not exist; {hint}") from None
+        except OSError as exc:
+            raise FactoryError(f"cannot read config {p}: {exc.strerror or exc}; {hint}") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FactoryError(
+                f"config {p} is not a text file (byte {exc.start} is not UTF-8); {hint}"
+            ) from None
+        if "\0" in text:
+            raise FactoryError(f"config {p} is a binary file (it contains NUL bytes); {hint}")
+        try:
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise FactoryError(f"{p} is not valid TOML: {exc}") from exc
         return cls.from_mapping(doc, source=str(p))

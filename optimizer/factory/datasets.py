@@ -18,6 +18,7 @@ Labels are integers 0..K-1 (or any labels; they are mapped to 0..K-1 in sorted o
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,6 +58,9 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+
+#: ``package.module:function``: the form of a loader named in a config.
+_LOADER_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
 def register_dataset(
@@ -113,13 +117,29 @@ def _resolve(name: str) -> _Entry:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
+        if not _LOADER_NAME.fullmatch(name):
+            raise FactoryError(
+                f"dataset {name!r} is neither a registered name nor 'module:function' (a "
+                "dotted module path, one colon, a function name), e.g. "
+                "\"mypackage.data:load\"; known names: " + ", ".join(available_datasets())
+            )
         module, _, attr = name.partition(":")
         try:
             fn = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise FactoryError(
-                f"dataset {name!r}: cannot import {attr} from {module}: {exc}"
+                f"dataset {name!r}: cannot import {attr} from {module}: {exc}; check that the "
+                "module is importable (on PYTHONPATH) and defines that function"
             ) from exc
+        except Exception as exc:  # the module's own code failed while importing
+            raise FactoryError(
+                f"dataset {name!r}: importing {module} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not callable(fn):
+            raise FactoryError(
+                f"dataset {name!r}: {module}.{attr} is not a function; name a function that "
+                "returns (X, y)"
+            )
         return _Entry(fn, 0.15, 0.15, False)
     raise FactoryError(
         f"unknown dataset {name!r}; known: {', '.join(available_datasets())} "
@@ -127,12 +147,35 @@ def _resolve(name: str) -> _Entry:
     )
 
 
+def _call_loader(name: str, loader: Loader) -> Arrays:
+    """Call a (user) loader; whatever goes wrong in it is the dataset's fault: FactoryError."""
+    try:
+        data = loader()
+    except FactoryError:
+        raise
+    except Exception as exc:
+        raise FactoryError(
+            f"dataset {name!r}: its loader failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not (isinstance(data, tuple | list) and len(data) == 2):
+        raise FactoryError(
+            f"dataset {name!r}: the loader returned {type(data).__name__}; it must return a "
+            "tuple (X, y) of samples and labels"
+        )
+    try:
+        x = np.asarray(data[0], dtype=np.float32)
+        y = np.asarray(data[1])
+    except (TypeError, ValueError) as exc:
+        raise FactoryError(
+            f"dataset {name!r}: X must be numeric arrays of equal shape: {exc}"
+        ) from exc
+    return x, y
+
+
 @lru_cache(maxsize=8)
 def _load(name: str, seed: int) -> Splits:
     entry = _resolve(name)
-    x, y = entry.loader()
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y)
+    x, y = _call_loader(name, entry.loader)
     if x.ndim == 1 or len(x) != len(y):
         raise FactoryError(f"dataset {name!r}: need X of shape (N, ...) and N labels")
     if x.ndim == 2:
@@ -144,6 +187,17 @@ def _load(name: str, seed: int) -> Splits:
     if len(classes) < 2:
         raise FactoryError(f"dataset {name!r} has only one class")
     tr, va, te = _split_indices(y, (entry.val_fraction, entry.test_fraction), seed)
+    # Every class in every split: validation accuracy (what a search selects on) and test
+    # accuracy must both be measured on all classes, and training must see them all.
+    for part, split in ((tr, "training"), (va, "validation"), (te, "test")):
+        missing = sorted(set(range(len(classes))) - set(y[part].tolist()))
+        if missing:
+            label = classes[missing[0]].item()
+            raise FactoryError(
+                f"dataset {name!r}: class {label!r} has only {int(np.sum(y == missing[0]))} "
+                f"samples, too few to appear in the {split} split; give every class at least "
+                "3 samples (more for larger validation/test fractions)"
+            )
     if entry.normalize:
         axes = tuple(range(x.ndim - 1))
         mean = x[tr].mean(axis=axes)

@@ -15,20 +15,20 @@ ranges come from the converter's calibration, which QAT could not influence anyw
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from hil.lowering import supported_ops
 from optimizer.factory.errors import CandidateFailed
 
-#: The int8 ops the bench's kernels implement; a model using anything else cannot be profiled.
-BENCH_OPS = frozenset({
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
-    "MUL", "MEAN", "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "PAD", "CONCATENATION", "SOFTMAX",
-    "LOGISTIC", "HARD_SWISH", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE",
-})
+
+def unsupported_ops(ops: Iterable[str]) -> list[str]:
+    """The ops in `ops` that the bench cannot lower (sorted); a model using any of them
+    cannot be profiled. Asks the bench's own lowering registry, so the two never drift."""
+    return sorted(set(ops) - set(supported_ops()))
 
 
 def _channel_axis(layer: keras.layers.Layer) -> int:
@@ -135,7 +135,7 @@ def _interpreter(tflite: bytes):
 
 
 def evaluate_int8(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    """Test accuracy of the int8 model, run sample by sample in the TFLite interpreter."""
+    """Accuracy of the int8 model on (x, y), run sample by sample in the LiteRT interpreter."""
     it = _interpreter(tflite)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     scale, zero = inp["quantization"]

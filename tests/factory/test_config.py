@@ -84,3 +84,22 @@ def test_train_command_refuses_a_bad_config_before_any_work(tmp_path: Path) -> N
     with pytest.raises(FactoryError, match=r"model\.stages = 9"):
         args.func(args)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist5000", "basic_motions"])
+def test_every_builtin_dataset_has_a_validation_split_with_every_class(name: str) -> None:
+    s = load_dataset(name, 0)
+    classes = set(range(s.num_classes))
+    for x, y in ((s.x_train, s.y_train), (s.x_val, s.y_val), (s.x_test, s.y_test)):
+        assert len(x) == len(y) > 0
+        assert set(np.unique(y)) == classes
+    # Validation is its own split, not a copy of the test split.
+    assert not (len(s.x_val) == len(s.x_test) and np.array_equal(s.x_val, s.x_test))
+
+
+def test_a_class_too_small_for_every_split_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 20 + [1] * 20 + [2] * 2)
+    register_dataset("tiny-class", x=rng.random((42, 8, 3)), y=y, replace=True)
+    with pytest.raises(FactoryError, match=r"class 2 has only 2 samples.*training split"):
+        load_dataset("tiny-class")
