@@ -274,6 +274,15 @@ def budget_text(budgets: Mapping[str, float]) -> str:
     )
 
 
+#: Report fields whose change explains a change of the figures: (field, how notes name it).
+_PROVENANCE = (
+    ("model_sha256", "the model file"),
+    ("compiler_version", "the compiler"),
+    ("build_flags", "the compiler flags"),
+    ("target_version", "the target (emulator version)"),
+)
+
+
 def apply_baseline(
     results: Iterable[CaseResult], baseline: Mapping[str, Mapping[str, Any]]
 ) -> None:
@@ -289,11 +298,17 @@ def apply_baseline(
             continue
         r.baseline_figures = dict(old)
         r.changes = compare(old, r.figures, r.case.tolerances)
+        notes = []
         if old.get("timing_source") != r.figures.get("timing_source"):
-            r.baseline_note = (
+            notes.append(
                 f"timing source changed ({old.get('timing_source')} -> "
                 f"{r.figures.get('timing_source')}): latency compared in ms"
             )
+        for key, what in _PROVENANCE:
+            before, after = old.get(key), r.figures.get(key)
+            if before and after and before != after:
+                notes.append(f"{what} changed since the baseline")
+        r.baseline_note = "; ".join(notes) or None
 
 
 def results_document(

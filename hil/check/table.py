@@ -49,7 +49,7 @@ def render(results: Sequence[CaseResult], *, title: str, baseline: bool) -> Grou
             for metric in ("latency", "ram", "flash"):
                 ch = changes.get(metric)
                 if ch is None:
-                    row.append("new" if r.measured and r.baseline_note else "–")
+                    row.append("new" if r.measured and not r.baseline_figures else "–")
                     continue
                 text = f"{ch.percent:+.1f}%" if ch.percent is not None else f"{ch.delta:+g}"
                 row.append(Text(text, style="red" if ch.regressed else ""))

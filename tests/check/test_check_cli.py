@@ -155,7 +155,12 @@ def test_baseline_regression_exits_7_with_old_new_and_change(
     assert json.loads(baseline.read_text())["schema"] == "hil-check/1"
 
     slower = {"latency_counts": 309_000, "latency_ms": 4.828125, "flash_bytes": 41_100}
-    use(monkeypatch, ScriptedProfile({("digits-dscnn", "qemu-m4"): [slower]}))
+    other_compiler = {"compiler_version": "arm-none-eabi-gcc 13.2"}
+    doc = json.loads(baseline.read_text())
+    doc["results"][1]["figures"]["compiler_version"] = "arm-none-eabi-gcc 12.2"
+    baseline.write_text(json.dumps(doc))
+    script = {("digits-dscnn", "qemu-m4"): [slower], ("digits-dscnn", "qemu-m0"): [other_compiler]}
+    use(monkeypatch, ScriptedProfile(script))
     code, doc, root, md = run(checks)
     assert code == EXIT_REGRESSION
     (failure,) = root.iter("failure")
@@ -168,6 +173,7 @@ def test_baseline_regression_exits_7_with_old_new_and_change(
     assert "39.06 → 40.14 (+2.8% ❌)" in row
     assert "11.72 → 11.72 (+0.0%)" in row
     assert "Compared with the baseline" in md and "latency +2%" in md
+    assert "- `digits-dscnn/qemu-m0`: the compiler changed since the baseline" in md
     unchanged = doc["results"][1]["baseline"]["changes"]["latency"]
     assert unchanged["change"] == 0 and unchanged["regressed"] is False
     p = props(root, "digits-dscnn/qemu-m4")
