@@ -12,6 +12,7 @@ from support.convert import cached_model, session_cache_dir
 
 SHARED_MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
 TOYCAR = SHARED_MODELS / "mlperf-tiny-toycar-autoencoder.tflite"
+WAKEWORD = SHARED_MODELS / "mlperf-tiny-streaming-wakeword.tflite"
 
 
 def per_tensor_axis3(data: bytes) -> bytes:
@@ -39,12 +40,35 @@ def per_tensor_axis3(data: bytes) -> bytes:
     return bytes(builder.Output())
 
 
+def with_options_type(data: bytes, operator: int, value: int) -> bytes:
+    """`data` with operator `operator`'s builtin-options type byte set to `value` (its options
+    table left as it is): the corruption that once aborted the bench in making random inputs."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    model: Any = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
+    model.subgraphs[0].operators[operator].builtinOptionsType = value
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def shared_model(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is missing (the MLPerf Tiny test models live in ../shared/models)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def wakeword() -> Path:
+    """MLPerf Tiny's streaming wakeword model (its operator 10 is the SOFTMAX)."""
+    return shared_model(WAKEWORD)
+
+
 @pytest.fixture(scope="session")
 def toycar() -> Path:
     """MLPerf Tiny's ToyCar autoencoder: a real model made elsewhere, per-tensor FC weights."""
-    if not TOYCAR.exists():
-        pytest.skip(f"{TOYCAR} is missing (the MLPerf Tiny test models live in ../shared/models)")
-    return TOYCAR
+    return shared_model(TOYCAR)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ TFLM, always in a child process)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -223,6 +224,22 @@ def test_a_crashing_reference_interpreter_becomes_a_model_error(
     row = np.arange(1000).reshape(spec.shape).astype(spec.dtype)
     ok = reference_outputs(wide_softmax, [row], ref)
     assert ok[0].shape == spec.shape
+
+
+@pytest.mark.parametrize("ref", ["litert", "tflm"])
+def test_a_corrupt_options_type_aborts_only_the_child(wakeword: Path, ref: str) -> None:
+    """The SOFTMAX's options type byte made NONE (or CONV_2D's): both interpreters abort."""
+    from conftest import with_options_type
+
+    x = random_inputs(wakeword, 0)
+    for value in (0, 1):
+        corrupt = with_options_type(wakeword.read_bytes(), 10, value)
+        with pytest.raises(ReferenceUnavailable, match=r"crashed .*SIGABRT"):
+            reference_outputs(corrupt, x, ref)
+        # Making inputs runs no interpreter: the bench's importer takes the model or refuses it.
+        with contextlib.suppress(ModelError):
+            random_inputs(corrupt, 0)
+    assert reference_outputs(wakeword, x, ref)[0].shape == (1, 3)  # still standing
 
 
 def test_a_hung_or_broken_worker_is_explained(
