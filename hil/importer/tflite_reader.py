@@ -164,7 +164,7 @@ def _options_dict(table: Any, options_type: int) -> dict[str, Any]:
         elif not isinstance(value, bool | int | float | list):
             continue
         if key in _ENUM_FIELDS and isinstance(value, int):
-            value = _ENUM_FIELDS[key].get(value, str(value))
+            value = _ENUM_FIELDS[key].get(value, value)  # an unknown value stays an int
         out[key] = value
     return out
 
@@ -218,6 +218,12 @@ class _Reader:
                 outputs=self._indices(top.OutputsAsNumpy(), len(tensors), f"operator {i}"),
                 options=_options_dict(table, options_type),
             )
+            for key, value in op.options.items():
+                if key in _ENUM_FIELDS and not isinstance(value, str):
+                    raise ModelError(
+                        f"{self.where} is corrupt: operator {i} ({op.op}) has {key} = {value}, "
+                        "which no TFLite schema defines; re-export the model"
+                    )
             validate.check_option_values(op, self.where)
             operators.append(op)
         graph = Graph(

@@ -36,8 +36,8 @@ HIL = Path(sys.executable).with_name("hil")
 # conv_same_s2_relu6: operator 0 is CONV_2D over tensor 0 (input, zero point -52), weights
 # tensor 2 (per-channel over 6 output channels), bias tensor 1, output tensor 3.
 CONV_INPUT, CONV_BIAS, CONV_WEIGHTS, CONV_OUTPUT = 0, 1, 2, 3
-#: Conv2DOptions.stride_w is schema field 1: vtable slot 4 + 2 * 1.
-STRIDE_W_SLOT = 6
+#: Conv2DOptions.stride_w is schema field 1 (vtable slot 4 + 2 * 1), the fused activation 3.
+STRIDE_W_SLOT, ACTIVATION_SLOT = 6, 10
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,11 @@ def test_missing_options_with_tflite_defaults_are_accepted(
 def test_stride_below_one_is_refused(conv: bytes, stride: int) -> None:
     message = refusal(set_option_field(conv, 0, STRIDE_W_SLOT, "<i", stride))
     assert f"stride_w = {stride}" in message and "operator 0 (CONV_2D)" in message
+
+
+def test_enum_option_outside_the_schema_is_refused(conv: bytes) -> None:
+    message = refusal(set_option_field(conv, 0, ACTIVATION_SLOT, "<b", 123))
+    assert "fused_activation_function = 123" in message and "operator 0 (CONV_2D)" in message
 
 
 def test_corrupt_options_type_never_reaches_the_reference(conv: bytes, tmp_path: Path) -> None:
