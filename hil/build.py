@@ -2,52 +2,72 @@
 
 Two cache levels under `$HIL_CACHE_DIR` (default ~/.cache/tinyml-hil), both keyed by content:
 the platform and kernel libraries are built once per board (key: the runtime, kernel and board
-sources, the build files and the compiler), and a model is linked against them in a tree keyed
-by its own sources plus the library key. An unchanged model is a cache hit that runs no
-compiler at all; a changed one compiles only its own files.
+sources, the build files, the board's flags and the compiler), and a model is linked against
+them in a tree keyed by its own sources plus the same inputs. An unchanged model is a cache hit
+that runs no compiler at all (none needs to be installed); a changed one compiles only its own
+files.
+
+A finished tree holds a record (`hil-build.json`) of the SHA-256 of each output, the compiler
+and the compile flags. A tree is only reused when its outputs still have those hashes; anything
+else (a build killed half way, a deleted or damaged ELF or library, a tree from an older bench)
+is deleted and built again, so a damaged cache heals on the next run instead of failing the
+same way forever.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import functools
 import hashlib
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hil.boards import Board
-from hil.errors import BuildError, ModelTooLargeError, ToolchainError
+from hil.errors import BuildError, CacheError, ModelTooLargeError
+from hil.tools import first_available, require, version_line
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _FIRMWARE_INPUTS = ("CMakeLists.txt", "cmake", "firmware/runtime", "firmware/kernels")
-_DONE = "hil-build.done"
+_RECORD = "hil-build.json"
+_LIB_OUTPUTS = ("libhil_platform.a", "libhil_kernels.a")
+_MODEL_OUTPUTS = ("model.elf", "model.map")
 _BUILD_TIMEOUT_S = 900
-_APT_HINT = (
-    "install the Debian packages gcc-arm-none-eabi libnewlib-arm-none-eabi cmake "
-    "(or run scripts/setup.sh, which does it)"
-)
+#: Bytes written to check that the cache can take a file (a full filesystem refuses them).
+_PROBE_BYTES = 64 * 1024
+_CACHE_HINT = "set HIL_CACHE_DIR to a writable directory with free space (a build needs a few MiB)"
 _OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
-_ERROR_LINE = re.compile(
+_COMPILER_LINE = re.compile(
     r"\berror\b|undefined reference|multiple definition|will not fit in region|overflowed by",
     re.IGNORECASE,
 )
+_TOOL_LINE_STARTS = ("ninja:", "FAILED:", "CMake ", "make", "gmake")
+_MAKE_SUMMARY = re.compile(r"\*\*\* \[[^\]]*\] Error \d+\s*$")
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    """The linked image, its linker map, and whether the cache already held it."""
+    """The linked image, its linker map, whether the cache already held it (built by an earlier
+    run or by another process), and what built it: the compiler's version line and the compile
+    flags of the model's sources (the libraries are compiled with the same flags)."""
 
     elf: Path
     map_file: Path
     cached: bool
     seconds: float
+    compiler: str = ""
+    compile_flags: tuple[str, ...] = ()
 
 
 def cache_dir() -> Path:
@@ -56,62 +76,108 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "tinyml-hil"
 
 
-def build(project_dir: Path, board: Board, *, jobs: int = 2) -> BuildResult:
+def prepare_cache_dir() -> Path:
+    """`cache_dir()`, created, after checking it can take a file: one CacheError that says what
+    to do (instead of a traceback from deep inside a build) when it is a file, read-only or
+    full."""
+    root = cache_dir()
+    if root.exists() and not root.is_dir():
+        raise CacheError(_cache_message(root, "it is a file, not a directory"))
+    with cache_errors(root):
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".hil-probe-") as probe:
+            probe.write(bytes(_PROBE_BYTES))
+            probe.flush()
+    return root
+
+
+@contextmanager
+def cache_errors(root: Path | None = None) -> Iterator[None]:
+    """Turn an OSError from writing into the cache into a CacheError naming the cache and the
+    fix. Wrap only writes into the cache, so other failures keep their own messages."""
+    try:
+        yield
+    except OSError as exc:
+        where = root or cache_dir()
+        reason = _os_reason(exc)
+        if exc.filename and Path(str(exc.filename)) != where:
+            reason += f" (writing {exc.filename})"
+        raise CacheError(_cache_message(where, reason)) from exc
+
+
+def build(
+    project_dir: Path, board: Board, *, jobs: int = 2, model_name: str | None = None
+) -> BuildResult:
     """Compile and link `project_dir` (a generated model project) for `board`.
 
-    Raises ToolchainError if CMake or the compiler is missing, BuildError with the compiler's
-    own error lines if the project does not compile or link, and ModelTooLargeError if the image
-    does not fit the board's flash or RAM.
+    `model_name` names the model in messages (otherwise the project's path does). Raises
+    ToolchainError naming the packages to install if CMake, the compiler or a build tool is
+    missing (only when something must be compiled), BuildError with the compiler's or build
+    tool's own error lines if the project does not compile or link, ModelTooLargeError if the
+    image does not fit the board's flash or RAM, and CacheError if the cache cannot be written.
     """
     start = time.monotonic()
     project_dir = Path(project_dir).resolve()
     if not project_dir.is_dir() or not any(project_dir.glob("*.c")):
         raise BuildError(f"model project {project_dir} has no .c files; generate it first")
-    generator = _generator()
-    lib_key = _digest([*(REPO_ROOT / p for p in _FIRMWARE_INPUTS), board.root], _compiler_id())
-    board_cache = cache_dir() / "build" / board.name
-    lib_dir = board_cache / f"lib-{lib_key[:16]}"
-    model_key = _digest([project_dir], lib_key)
-    model_dir = board_cache / f"model-{model_key[:16]}"
-    result = BuildResult(model_dir / "model.elf", model_dir / "model.map", True, 0.0)
-    if (model_dir / _DONE).is_file() and result.elf.is_file():
-        return _finish(result, start)
-
+    named = f"model {model_name!r}" if model_name else f"model project {project_dir}"
+    what = f"{named} (generated in {project_dir})" if model_name else named
     board_args = [
         f"-DHIL_BOARD_DIR={board.root}",
         f"-DHIL_BOARD_NAME={board.name}",
         f"-DHIL_CPU_FLAGS={';'.join(board.cpu_flags)}",
         f"-DHIL_BAUDRATE={board.serial.baudrate}",
     ]
-    what = f"the libraries for board {board.name}"
-    _build_tree(lib_dir, generator, board_args, jobs, what, board)
+    firmware = [*(REPO_ROOT / p for p in _FIRMWARE_INPUTS), board.root]
+    lib_sources = _digest(firmware, "\n".join(board_args))
+    model_sources = _digest([project_dir], lib_sources)[:16]
+    board_cache = prepare_cache_dir() / "build" / board.name
+
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is not None:
+        candidates = [board_cache / f"model-{model_sources}-{_short(_compiler_id(gcc))}"]
+    else:  # no compiler here: an image another machine or PATH built is as good
+        found = [p for p in board_cache.glob(f"model-{model_sources}-*") if p.is_dir()]
+        candidates = sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    for tree in candidates:
+        record = _valid_record(tree, _MODEL_OUTPUTS)
+        if record is not None:
+            return _result(tree, record, cached=True, start=start)
+
+    needed_for = f"to build {named} for {board.name}"
+    tools = require(("cmake", "arm-none-eabi-gcc"), needed_for)
+    generator = {"ninja": "Ninja", "make": "Unix Makefiles"}[
+        first_available(("ninja", "make"), needed_for)
+    ]
+    compiler = _compiler_id(tools["arm-none-eabi-gcc"])
+    lib_dir = board_cache / f"lib-{_short(lib_sources + compiler, 16)}"
+    model_dir = board_cache / f"model-{model_sources}-{_short(compiler)}"
+    libs = _Tree(lib_dir, _LIB_OUTPUTS, f"the libraries for board {board.name}", named)
+    libs.ensure(generator, board_args, jobs, board, compiler)
     model_args = [*board_args, f"-DHIL_MODEL_DIR={project_dir}", f"-DHIL_LIB_DIR={lib_dir}"]
-    what = f"model project {project_dir} for board {board.name}"
-    _build_tree(model_dir, generator, model_args, jobs, what, board)
-    return _finish(BuildResult(result.elf, result.map_file, False, 0.0), start)
+    model = _Tree(model_dir, _MODEL_OUTPUTS, what, named)
+    record, built = model.ensure(generator, model_args, jobs, board, compiler)
+    return _result(model_dir, record, cached=not built, start=start)
 
 
-def _finish(result: BuildResult, start: float) -> BuildResult:
-    return BuildResult(result.elf, result.map_file, result.cached, time.monotonic() - start)
+def _result(tree: Path, record: dict[str, Any], *, cached: bool, start: float) -> BuildResult:
+    return BuildResult(
+        tree / "model.elf",
+        tree / "model.map",
+        cached,
+        time.monotonic() - start,
+        str(record.get("compiler", "")),
+        tuple(str(f) for f in record.get("compile_flags", ())),
+    )
 
 
-def _generator() -> str:
-    missing = [tool for tool in ("cmake", "arm-none-eabi-gcc") if shutil.which(tool) is None]
-    if missing:
-        raise ToolchainError(f"{' and '.join(missing)} not found on PATH: {_APT_HINT}")
-    if shutil.which("ninja"):
-        return "Ninja"
-    if shutil.which("make"):
-        return "Unix Makefiles"
-    raise ToolchainError("neither ninja nor make found on PATH: install ninja-build or make")
-
-
-@functools.cache
-def _compiler_id() -> str:
+def _compiler_id(gcc: str) -> str:
     """Path and version of the compiler: a different compiler must not reuse libraries."""
-    gcc = shutil.which("arm-none-eabi-gcc") or "arm-none-eabi-gcc"
-    out = subprocess.run([gcc, "--version"], capture_output=True, text=True, check=False).stdout
-    return f"{gcc}\n{out.splitlines()[0] if out else ''}"
+    return f"{gcc}\n{version_line(gcc)}"
+
+
+def _short(text: str, n: int = 8) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
 def _digest(roots: list[Path], salt: str) -> str:
@@ -126,11 +192,33 @@ def _digest(roots: list[Path], salt: str) -> str:
     return h.hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _valid_record(tree: Path, outputs: Sequence[str]) -> dict[str, Any] | None:
+    """The tree's build record if every output still has the hash recorded at build time."""
+    try:
+        record = json.loads((tree / _RECORD).read_text())
+        hashes = record["outputs"]
+        if any(hashes[name] != _file_sha256(tree / name) for name in outputs):
+            return None
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Exclusive lock so parallel builds of the same tree wait for each other."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
+    with cache_errors():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "w")  # noqa: SIM115 (closed below, after unlocking)
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -138,61 +226,123 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _build_tree(
-    tree: Path, generator: str, args: list[str], jobs: int, what: str, board: Board
-) -> None:
-    with _locked(tree.with_name(tree.name + ".lock")):
-        if (tree / _DONE).is_file():
-            return
-        configure = ["cmake", "-G", generator, "--no-warn-unused-cli"]
-        configure += ["-S", str(REPO_ROOT), "-B", str(tree), *args]
-        compile_ = ["cmake", "--build", str(tree), "-j", str(max(1, jobs))]
-        log = []
-        for cmd in (configure, compile_):
-            try:
-                proc = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False
-                )
-            except subprocess.TimeoutExpired as exc:
+@dataclass(frozen=True)
+class _Tree:
+    """One CMake build tree in the cache: its outputs, and how to name it in messages."""
+
+    path: Path
+    outputs: tuple[str, ...]
+    what: str  # in build errors
+    named: str  # in "does not fit" errors
+
+    def ensure(
+        self, generator: str, args: list[str], jobs: int, board: Board, compiler: str
+    ) -> tuple[dict[str, Any], bool]:
+        """The tree's record, building it first unless it is valid; and whether it was built.
+
+        Checked again under the lock: a process that waited while another built the same tree
+        reuses that build (and reports it as cached)."""
+        tree = self.path
+        with _locked(tree.with_name(tree.name + ".lock")):
+            record = _valid_record(tree, self.outputs)
+            if record is not None:
+                return record, False
+            with cache_errors():
+                if tree.exists():  # partial, damaged or from an older bench: start clean
+                    shutil.rmtree(tree)
+                tree.mkdir(parents=True)
+            configure = ["cmake", "-G", generator, "--no-warn-unused-cli"]
+            configure += ["-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", "-S", str(REPO_ROOT)]
+            configure += ["-B", str(tree), *args]
+            compile_ = ["cmake", "--build", str(tree), "-j", str(max(1, jobs))]
+            log: list[str] = []
+            for cmd in (configure, compile_):
+                try:
+                    proc = subprocess.run(
+                        cmd, capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False
+                    )
+                except subprocess.TimeoutExpired as exc:
+                    raise BuildError(
+                        f"building {self.what} took over {_BUILD_TIMEOUT_S} s and was stopped"
+                    ) from exc
+                log.append(f"$ {shlex.join(cmd)}\n{proc.stdout}{proc.stderr}")
+                if proc.returncode != 0:
+                    self._write(tree / "build.log", "\n".join(log))
+                    self._raise_for(proc.stdout + proc.stderr, board)
+            self._write(tree / "build.log", "\n".join(log))
+            missing = [name for name in self.outputs if not (tree / name).is_file()]
+            if missing:
                 raise BuildError(
-                    f"building {what} took over {_BUILD_TIMEOUT_S} s and was stopped"
-                ) from exc
-            log.append(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-            if proc.returncode != 0:
-                (tree / "build.log").write_text("\n".join(log))
-                _raise_for(proc.stdout + proc.stderr, what, board, tree / "build.log")
-        (tree / "build.log").write_text("\n".join(log))
-        (tree / _DONE).write_text("ok\n")
-
-
-def _raise_for(output: str, what: str, board: Board, log: Path) -> None:
-    overflows = {m.group(1): int(m.group(2)) for m in _OVERFLOW.finditer(output)}
-    if overflows:
-        capacity = {"FLASH": board.flash_bytes, "RAM": board.ram_bytes}
-        parts = []
-        for region, over in overflows.items():
-            have = capacity.get(region)
-            if have is None:
-                parts.append(f"region {region} overflowed by {over} bytes")
-            else:
-                parts.append(
-                    f"{region} needs {have + over} bytes but {board.name} has {have} "
-                    f"({over} bytes over)"
+                    f"building {self.what} finished but made no {', '.join(missing)} "
+                    f"(full log: {tree / 'build.log'})"
                 )
-        raise ModelTooLargeError(
-            f"{what} does not fit: {'; '.join(parts)}. RAM includes the firmware's stack "
-            "reserve. Make the model smaller (fewer or narrower layers, smaller input) or pick "
-            "a board with more memory."
-        )
-    raise BuildError(f"building {what} failed:\n{_error_lines(output)}\n(full log: {log})")
+            record = {
+                "outputs": {name: _file_sha256(tree / name) for name in self.outputs},
+                "compiler": compiler.split("\n", 1)[-1],
+                "compile_flags": _compile_flags(tree),
+            }
+            # Written last and atomically: its presence means the outputs are complete.
+            self._write(tree / _RECORD, json.dumps(record, indent=1) + "\n")
+            return record, True
+
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        with cache_errors():
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+
+    def _raise_for(self, output: str, board: Board) -> None:
+        log = self.path / "build.log"
+        if any(text in output for text in _NO_SPACE):
+            raise CacheError(
+                _cache_message(cache_dir(), f"its filesystem filled up while building {self.what}")
+            )
+        overflows = {m.group(1): int(m.group(2)) for m in _OVERFLOW.finditer(output)}
+        if overflows:
+            raise ModelTooLargeError(_overflow_message(self.named, overflows, board))
+        raise BuildError(f"building {self.what} failed:\n{_error_lines(output)}\n(full log: {log})")
+
+
+def _overflow_message(named: str, overflows: dict[str, int], board: Board) -> str:
+    """Which memory overflowed, by how much, on which board (the linker only names regions)."""
+    memories = {"FLASH": ("flash", board.flash_bytes), "RAM": ("RAM", board.ram_bytes)}
+    parts = []
+    for region, over in overflows.items():
+        label, have = memories.get(region.upper(), (f"linker region {region}", 0))
+        if have:
+            parts.append(
+                f"{label} needs {have + over:,} bytes but {board.name} has {have:,} "
+                f"({over:,} bytes over)"
+            )
+        else:
+            parts.append(f"{label} overflowed by {over:,} bytes")
+    labels = [memories.get(r.upper(), (r,))[0] for r in overflows]
+    note = ""
+    if "RAM" in labels:
+        note = "RAM holds the activation arena, the model's variables and the stack reserve. "
+    return (
+        f"{named} does not fit {board.name}: {'; '.join(parts)}. {note}Make the model smaller "
+        f"(fewer or narrower layers, or a smaller input) or pick a board with more "
+        f"{' and '.join(labels)} (`hil boards`)."
+    )
 
 
 def _error_lines(output: str, limit: int = 20) -> str:
-    """The compiler's and linker's own error lines, each with its source excerpt."""
+    """The compiler's and linker's own error lines with their source excerpts; failing those,
+    the build tool's (ninja, make, CMake) own error lines; failing those, the last lines."""
     lines = output.splitlines()
+    picked = _compiler_errors(lines, limit) or _tool_errors(lines, limit)
+    if not picked:
+        picked = [line.strip() for line in lines if line.strip() and not line.startswith("-- ")]
+        picked = picked[-5:]
+    return "\n".join(f"  {line}" for line in picked) or "  (the build printed nothing)"
+
+
+def _compiler_errors(lines: list[str], limit: int) -> list[str]:
     picked: list[str] = []
     for i, line in enumerate(lines):
-        if not _ERROR_LINE.search(line) or line.startswith(("ninja:", "FAILED:", "gmake")):
+        if line.startswith(_TOOL_LINE_STARTS) or "***" in line or not _COMPILER_LINE.search(line):
             continue
         picked.append(line.strip())
         for follow in lines[i + 1 : i + 3]:
@@ -200,4 +350,72 @@ def _error_lines(output: str, limit: int = 20) -> str:
                 picked.append(follow.rstrip())
         if len(picked) >= limit:
             break
-    return "\n".join(f"  {line}" for line in picked) or "  (no error lines found; see the log)"
+    return picked
+
+
+def _tool_errors(lines: list[str], limit: int) -> list[str]:
+    """ninja's "ninja: error: ..." (e.g. an input missing with no rule to make it), make's
+    "*** ..." and CMake's "CMake Error ..." with the indented explanation below it."""
+    picked: list[str] = []
+    i = 0
+    while i < len(lines) and len(picked) < limit:
+        line = lines[i]
+        i += 1
+        if line.startswith("CMake Error"):
+            picked.append(line.strip())
+            body = 0
+            while i < len(lines) and (not lines[i].strip() or lines[i][:1].isspace()):
+                if lines[i].strip() and body < 8:
+                    picked.append("  " + lines[i].strip())
+                    body += 1
+                i += 1
+        elif _is_tool_error(line):
+            picked.append(line.strip())
+    if not picked:  # only make's "*** [target] Error N" summaries: the first says where
+        picked = [line.strip() for line in lines if "***" in line][:1]
+    return picked
+
+
+def _is_tool_error(line: str) -> bool:
+    if line.startswith("ninja: error") or "missing and no known rule" in line:
+        return True
+    return "***" in line and not _MAKE_SUMMARY.search(line)
+
+
+def _compile_flags(tree: Path) -> list[str]:
+    """The compiler flags CMake used for the tree's first source (from compile_commands.json),
+    without paths: includes, dependency files, the source and the object."""
+    try:
+        entry = json.loads((tree / "compile_commands.json").read_text())[0]
+        args = shlex.split(entry["command"]) if "command" in entry else list(entry["arguments"])
+    except (OSError, ValueError, LookupError, TypeError):
+        return []
+    flags: list[str] = []
+    skip_next = False
+    for arg in args[1:]:
+        if skip_next:
+            skip_next = False
+        elif arg in ("-o", "-c", "-I", "-isystem", "-MF", "-MT", "-MQ", "-include"):
+            skip_next = True
+        elif arg.startswith("-") and not arg.startswith(("-I", "-MD", "-MMD", "-MF", "-MT")):
+            flags.append(arg)
+    return flags
+
+
+def _os_reason(exc: OSError) -> str:
+    reasons = {
+        errno.ENOSPC: "its filesystem is full (no space left on device)",
+        errno.EDQUOT: "the disk quota is exhausted (no space left for this user)",
+        errno.EROFS: "it is on a read-only filesystem",
+        errno.EACCES: "this user may not write there (permission denied)",
+        errno.EPERM: "this user may not write there (operation not permitted)",
+        errno.ENOTDIR: "part of the path is a file, not a directory",
+        errno.EEXIST: "a file is in the way of a directory",
+        errno.ENOENT: "the directory cannot be created there (no such file or directory)",
+    }
+    return reasons.get(exc.errno or -1, exc.strerror or str(exc))
+
+
+def _cache_message(root: Path, reason: str) -> str:
+    source = "HIL_CACHE_DIR" if os.environ.get("HIL_CACHE_DIR") else "default, HIL_CACHE_DIR unset"
+    return f"cannot use the build cache {root} ({source}): {reason}; {_CACHE_HINT}"

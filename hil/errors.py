@@ -41,6 +41,10 @@ class BuildError(ToolchainError):
     """Compiling or linking the generated project failed."""
 
 
+class CacheError(HilError):
+    """The build cache ($HIL_CACHE_DIR) cannot be used: a file, read-only, or full."""
+
+
 class TargetError(HilError):
     """The target (QEMU or a board) did not behave: no answer, a fault, garbage."""
 

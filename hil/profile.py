@@ -62,13 +62,15 @@ def profile(
     Raises a HilError subclass for anything that stops the measurement.
     """
     from hil.boards import load_board
-    from hil.build import build, cache_dir
+    from hil.build import build, cache_errors, prepare_cache_dir
     from hil.codegen import generate
     from hil.importer import load_tflite, load_tflite_bytes
     from hil.measure import compare_outputs, convert_counts, elf_sizes, latency
     from hil.planner import plan
     from hil.reference import check as reference_check
     from hil.reference import check_inputs, input_specs, random_inputs
+    from hil.targets import open_target
+    from hil.tools import bench_version
 
     if runs < 1:
         raise HilError(f"runs must be at least 1, got {runs}")
@@ -81,6 +83,8 @@ def profile(
     limits = _budgets(budgets)
     steps = _Steps(progress)
     target_board = board if not isinstance(board, str) else load_board(board)
+    target = open_target(target_board)
+    target.check_tools()  # a missing emulator is reported now, not after a build
 
     with steps("import"):
         if isinstance(model, bytes | bytearray):
@@ -96,13 +100,13 @@ def profile(
         else:
             inputs = check_inputs(input_specs(graph), list(inputs))
 
-    digest = hashlib.sha256(model_bytes).hexdigest()[:16]
+    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
     with steps("generate"):
-        project = generate(
-            graph, arena, cache_dir() / "projects" / f"{digest}", model_name=graph.name
-        )
+        projects = prepare_cache_dir() / "projects"
+        with cache_errors():
+            project = generate(graph, arena, projects / model_sha256[:16], model_name=graph.name)
     with steps(f"build for {target_board.name}"):
-        built = build(project.out_dir, target_board)
+        built = build(project.out_dir, target_board, model_name=graph.name)
     sizes = elf_sizes(built.elf)
 
     with steps(f"run on {target_board.name}"):
@@ -160,6 +164,11 @@ def profile(
         model_id=project.model_id,
         board_flash_bytes=target_board.flash_bytes,
         board_ram_bytes=target_board.ram_bytes,
+        model_sha256=model_sha256,
+        bench_version=bench_version(),
+        compiler_version=built.compiler,
+        build_flags=list(built.compile_flags),
+        target_version=target.version(),
         reference=checked.reference,
         check=checked.status,
         check_note=checked.note,

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -20,13 +20,23 @@ from hil.graph import shape_text
 from hil.measure import MAX_LSB_DIFF
 
 KIB = 1024
+#: `schema_version` of the JSON report. 1: reports without the field (before provenance);
+#: 2: provenance and reference-check fields.
+SCHEMA_VERSION = 2
 
 #: Keys of `Report.to_dict()` that consumers (CI scripts, the optimizer, `hil profile --json`
 #: readers) may rely on: renaming or dropping one is a breaking change.
 JSON_CONTRACT_KEYS: frozenset[str] = frozenset(
     {
+        "schema_version",
         "board",
         "model",
+        "model_sha256",
+        "bench_version",
+        "compiler_version",
+        "build_flags",
+        "target_version",
+        "cached",
         "timing_source",
         "latency_counts",
         "latency_ms",
@@ -158,6 +168,16 @@ class Report:
     model_id: int = 0
     board_flash_bytes: int = 0
     board_ram_bytes: int = 0
+    #: Provenance (docs/measurement.md): what was measured, with what, so reports can be traced
+    #: and compared. SHA-256 of the .tflite (hex, full); bench version (+ git describe);
+    #: the compiler's version line; its flags for the model's sources; the runner's version.
+    model_sha256: str = ""
+    bench_version: str = ""
+    compiler_version: str = ""
+    build_flags: list[str] = field(default_factory=list)
+    target_version: str = ""
+    #: Version of the JSON layout `to_dict` writes (first key); bumped when keys change meaning.
+    schema_version: ClassVar[int] = SCHEMA_VERSION
     #: Which reference(s) checked the outputs ("litert", "tflm", "litert+tflm"; "" if none).
     reference: str = "litert"
     #: CHECK_PASSED, CHECK_FAILED or CHECK_NOT_DONE; "" derives it from max_abs_diff.
@@ -185,7 +205,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict: every field, plus the derived verdicts."""
-        d = asdict(self)
+        d = {"schema_version": self.schema_version, **asdict(self)}
         d["layers"] = [{**asdict(layer), "shape": list(layer.shape)} for layer in self.layers]
         d["outputs_match"] = self.outputs_match
         d["within_budget"] = self.within_budget
@@ -239,8 +259,15 @@ class Report:
             )
         build = "cached" if self.cached else f"{self.build_seconds:.1f} s"
         summary.add_row("build", build)
+        summary.add_row("provenance", Text(self._provenance_text(), style="dim"))
         summary.add_row("timing", Text(self.timing_note, style="dim"))
         return Group(summary, self._layer_table(unit))
+
+    def _provenance_text(self) -> str:
+        parts = [f"model sha256 {self.model_sha256[:16]}" if self.model_sha256 else ""]
+        parts += [f"bench {self.bench_version}" if self.bench_version else ""]
+        parts += [self.compiler_version, " ".join(self.build_flags), self.target_version]
+        return "; ".join(p for p in parts if p) or "-"
 
     def _layer_table(self, unit: str) -> Table:
         table = Table(title="per layer (last measured run)")

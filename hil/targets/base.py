@@ -30,6 +30,16 @@ class Target(ABC):
         explained by what the target saw, e.g. the emulator's exit code and messages.
         """
 
+    @abstractmethod
+    def check_tools(self) -> None:
+        """Raise ToolchainError naming what to install if a program this target needs is
+        missing. `hil.profile` calls it before building, so a missing emulator or flashing
+        tool is reported at once, not after a build."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """What runs the images and its version (e.g. QEMU's `--version` line), for reports."""
+
 
 def open_target(board: Board) -> Target:
     """The target for `board`, chosen by its board.toml `[run] kind`."""

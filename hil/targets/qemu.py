@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,8 +25,9 @@ from types import TracebackType
 from typing import IO
 
 from hil.boards import Board
-from hil.errors import TargetError, TargetFault, ToolchainError
+from hil.errors import TargetError, TargetFault
 from hil.targets.base import Target
+from hil.tools import require, version_line
 
 QEMU = "qemu-system-arm"
 #: Exit code of the firmware after it reported a fault (HIL_EXIT_FAULT in hil_protocol.h).
@@ -47,7 +47,7 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
         "-M", board.run.machine,
         "-display", "none",
         "-monitor", "none",
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
         "-semihosting-config", "enable=on,target=native",
         "-icount", "shift=0,align=off,sleep=off",
         "-kernel", str(elf),
@@ -60,6 +60,17 @@ class QemuTarget(Target):
 
     def session(self, elf: Path) -> QemuSession:
         return QemuSession(self.board, Path(elf))
+
+    def check_tools(self) -> None:
+        _qemu_path(self.board)
+
+    def version(self) -> str:
+        """QEMU's version line, e.g. 'QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7)'."""
+        return version_line(_qemu_path(self.board))
+
+
+def _qemu_path(board: Board) -> str:
+    return require([QEMU], f"to run images for {board.name}, a QEMU board")[QEMU]
 
 
 class QemuSession:
@@ -94,11 +105,7 @@ class QemuSession:
         return self._final_output
 
     def __enter__(self) -> str:
-        if shutil.which(QEMU) is None:
-            raise ToolchainError(
-                f"{QEMU} not found on PATH: install the Debian package qemu-system-arm "
-                "(or run scripts/setup.sh)"
-            )
+        _qemu_path(self.board)
         if not self.elf.is_file():
             raise TargetError(f"image {self.elf} does not exist; build it first")
         with open(self.elf, "rb") as f:
