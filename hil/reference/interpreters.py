@@ -123,7 +123,13 @@ class TFLM:
 
 
 def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """The interpreter's message on one line; LiteRT repeats one complaint per tensor, so a
+    repetition is cut to its first instance and a count."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    head = text[:40]
+    again = text.find(head, 1) if len(head) == 40 else -1
+    if again > 0:
+        text = f"{text[:again].rstrip()} (and {text.count(head) - 1} more like it)"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
