@@ -212,3 +212,43 @@ def test_usage_errors_are_messages_not_tracebacks(
     with pytest.raises(SystemExit) as info:
         cli.main(["check", str(path), "--jobs", "0"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("xml", "problem"),
+    [
+        (
+            '<testsuites><testsuite name="s" tests="1" failures="0" errors="0">'
+            '<testcase name="c"><properties/></testcase></testsuite></testsuites>',
+            "unexpected child <properties>",
+        ),
+        (
+            '<testsuites><testsuite name="s" tests="1" failures="0" errors="0">'
+            '<testcase classname="k"/></testsuite></testsuites>',
+            "missing attribute(s) ['name']",
+        ),
+        (
+            '<testsuites><testsuite name="s" tests="1" failures="0" errors="0">'
+            '<testcase name="c"><failure message="m"/></testcase></testsuite></testsuites>',
+            "failures=0 but 1 such test case(s)",
+        ),
+        (
+            '<testsuites><testsuite name="s" tests="1" failures="0" errors="0">'
+            '<testcase name="c"><flakyError message="m"/></testcase></testsuite></testsuites>',
+            "<flakyError>: missing attribute(s) ['type']",
+        ),
+        (
+            '<testsuites skipped="0"><testsuite name="s" tests="0" failures="0" errors="0"/>'
+            "</testsuites>",
+            "attribute(s) ['skipped'] not in the schema",
+        ),
+        (
+            '<testsuites><testsuite name="s" tests="0" failures="0" errors="0" time="1s"/>'
+            "</testsuites>",
+            "does not match the schema's time pattern",
+        ),
+    ],
+)
+def test_the_junit_validator_rejects_what_the_schema_does(xml: str, problem: str) -> None:
+    problems = junit_schema.validate(ET.fromstring(xml))
+    assert any(problem in p for p in problems), problems
