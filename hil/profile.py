@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +49,7 @@ def profile(
     budgets: Budgets | Mapping[str, float | None] | None = None,
     progress: bool = True,
     reference: str = "auto",
+    on_step: Callable[[str], None] | None = None,
 ) -> Report:
     """Measure `model` on `board`: latency, flash, RAM and correctness against a reference.
 
@@ -59,6 +60,8 @@ def profile(
     TFLM where LiteRT cannot run the model), "litert", "tflm" or "both" (see
     `hil.reference.check`). When none can run the model the report's `check` is "not done"
     with the reason in `check_note`; the other figures are measured all the same.
+    `on_step(name)` is called as each step starts ("import", "build for qemu-m4", "run on
+    qemu-m4", ...), for callers that show progress themselves (`hil search`).
     Raises a HilError subclass for anything that stops the measurement.
     """
     from hil.boards import load_board
@@ -81,7 +84,7 @@ def profile(
             f"unknown reference {reference!r}: choose one of {', '.join(reference_check.CHOICES)}"
         )
     limits = _budgets(budgets)
-    steps = _Steps(progress)
+    steps = _Steps(progress, on_step)
     target_board = board if not isinstance(board, str) else load_board(board)
     target = open_target(target_board)
     target.check_tools()  # a missing emulator is reported now, not after a build
@@ -275,7 +278,8 @@ def _run_on_target(
 class _Steps:
     """Progress for the slow steps: a spinner while one runs, a line with its time after."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, on_step: Callable[[str], None] | None = None) -> None:
+        self._on_step = on_step
         self._console: Console | None = None
         if enabled:
             from rich.console import Console
@@ -284,6 +288,8 @@ class _Steps:
 
     @contextlib.contextmanager
     def __call__(self, what: str) -> Iterator[None]:
+        if self._on_step is not None:
+            self._on_step(what)
         if self._console is None:
             yield
             return
