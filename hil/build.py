@@ -296,7 +296,11 @@ class _Tree:
         log = self.path / "build.log"
         if any(text in output for text in _NO_SPACE):
             raise CacheError(
-                _cache_message(cache_dir(), f"its filesystem filled up while building {self.what}")
+                _cache_message(
+                    cache_dir(),
+                    f"its filesystem filled up (no space left on device) while building "
+                    f"{self.what}",
+                )
             )
         overflows = {m.group(1): int(m.group(2)) for m in _OVERFLOW.finditer(output)}
         if overflows:

@@ -311,6 +311,7 @@ _BUILD_IN_CACHE = (
     [
         ("ro,size=256k", False, "read-only"),
         ("size=256k", True, "no space left"),
+        ("size=640k", False, "no space left"),  # room for the check, not for the build
     ],
 )
 def test_a_read_only_or_full_cache_dir_is_a_clear_error(
