@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -298,7 +299,13 @@ def generate(
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    """Leave an identical file untouched so build tools that look at mtimes see no change."""
+    """Leave an identical file untouched so build tools that look at mtimes see no change.
+
+    A changed file is written beside and renamed into place, so a concurrent run generating
+    the same model (parallel checks or search workers share the cache) never reads half a file.
+    """
     if path.exists() and path.read_text() == text:
         return
-    path.write_text(text)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
