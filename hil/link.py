@@ -11,6 +11,7 @@ registers it reported.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import struct
@@ -78,9 +79,10 @@ _MAX_GARBAGE = 4 * MAX_PAYLOAD
 #: Silence after which the frame at the front of the input is presumed cut off, so a complete
 #: answer after it may be taken (a stale partial answer can announce more than ever follows).
 _STALL_S = 0.05
-#: Wait for the answer to a request the device serves at once (all but RUN) before presuming
-#: it lost (the device was mid-frame) and sending it again; at most half the link's timeout.
-_QUICK_WAIT_S = 1.0
+#: Silence after a request the device serves at once (all but RUN) before presuming it lost
+#: (the device was mid-frame) and sending it again; at most half the link's timeout. An answer
+#: that has started to arrive is waited for until the timeout.
+_QUICK_WAIT_S = 0.5
 #: Zero bytes that complete any partial frame on the device: header, MAX_PAYLOAD, CRC and more.
 _FLUSH_BYTES = MAX_PAYLOAD + 8
 
@@ -384,7 +386,10 @@ class DeviceLink:
             if attempt + 1 < attempts:
                 quick = min(self.timeout / 2, _QUICK_WAIT_S)
                 until = min(deadline, time.monotonic() + quick)
-            frame = self._await(lambda f, s=seq: _answers(f, req_type, s), until, name)
+            accept = functools.partial(_answers, req_type=req_type, seq=seq)
+            frame = self._await(accept, until, name)
+            if frame is None and until < deadline and self._arriving(seq):
+                frame = self._await(accept, deadline, name)
             if attempt + 1 < attempts and (frame is None or _damaged_on_the_way(frame)):
                 self._resync(deadline, name)  # lost in a partial frame, or damaged: again
                 continue
@@ -489,6 +494,12 @@ class DeviceLink:
                 ) from exc
             self._rx += data
             stalled = len(data) < need
+
+    def _arriving(self, seq: int) -> bool:
+        """Whether the frame at the front of the buffer may be the answer with `seq`, still
+        coming in (so not lost)."""
+        rx = self._rx
+        return bool(rx) and (len(rx) < 5 or rx[2] == seq)
 
     def _missing(self) -> int:
         """Bytes still missing from the frame that starts the buffer (at least 1)."""

@@ -52,6 +52,10 @@ static void put_io(const hil_io_t *io)
 static void handle_info(void)
 {
     static const char board[] = HIL_BOARD_NAME;
+    if (req.len != 0u) {
+        reply_error(HIL_ERR_BAD_LENGTH, 0u);
+        return;
+    }
     const uint32_t name_len = sizeof board - 1;
     const uint32_t len = 30u + 5u * (hil_model_num_inputs + hil_model_num_outputs) + 1u + name_len;
     if (len > HIL_MAX_PAYLOAD || hil_model_num_inputs > 255u || hil_model_num_outputs > 255u) {
