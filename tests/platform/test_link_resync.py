@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fake_device import MODEL_ID, OUTPUT_BYTES, Answer, FakeDevice, error_frame, serve
@@ -33,8 +33,11 @@ def prefix_first(stale: bytes) -> Answer:
     return answer
 
 
+Connect = Callable[..., tuple[FakeDevice, DeviceLink]]
+
+
 @pytest.fixture
-def connect() -> Iterator:
+def connect() -> Iterator[Connect]:
     opened: list[tuple[FakeDevice, DeviceLink]] = []
 
     def make(answer: Answer = serve, timeout: float = 1.0) -> tuple[FakeDevice, DeviceLink]:
@@ -63,7 +66,9 @@ STALE = {
 
 
 @pytest.mark.parametrize("stale", STALE.values(), ids=STALE.keys())
-def test_a_stale_partial_answer_before_the_answer_is_skipped(connect, stale: bytes) -> None:
+def test_a_stale_partial_answer_before_the_answer_is_skipped(
+    connect: Connect, stale: bytes
+) -> None:
     device, dev = connect(prefix_first(stale))
     start = time.monotonic()
     info = dev.info()
@@ -73,7 +78,7 @@ def test_a_stale_partial_answer_before_the_answer_is_skipped(connect, stale: byt
     assert [r[0] for r in device.requests].count(link.REQ_INFO) == 1  # no second try
 
 
-def test_an_error_for_another_request_is_stale_even_with_the_same_seq(connect) -> None:
+def test_an_error_for_another_request_is_stale_even_with_the_same_seq(connect: Connect) -> None:
     def answer(req_type: int, seq: int, payload: bytes) -> bytes:
         return error_frame(seq, 7, link.REQ_RUN, 128) + serve(req_type, seq, payload)
 
@@ -81,7 +86,7 @@ def test_an_error_for_another_request_is_stale_even_with_the_same_seq(connect) -
     assert dev.info().model_id == MODEL_ID
 
 
-def test_an_answer_to_another_request_type_with_the_same_seq_is_stale(connect) -> None:
+def test_an_answer_to_another_request_type_with_the_same_seq_is_stale(connect: Connect) -> None:
     """E.g. left by an earlier connection to the same board, whose seqs started alike."""
 
     def answer(req_type: int, seq: int, payload: bytes) -> bytes:
@@ -92,7 +97,7 @@ def test_an_answer_to_another_request_type_with_the_same_seq_is_stale(connect) -
     assert dev.info().model_id == MODEL_ID
 
 
-def test_late_bytes_of_an_abandoned_answer_do_not_poison_the_next_request(connect) -> None:
+def test_late_bytes_of_an_abandoned_answer_do_not_poison_the_next_request(connect: Connect) -> None:
     device, dev = connect()
     dev.info()
     # The rest of an answer the host gave up on: its payload holds start bytes and headers.
@@ -104,7 +109,7 @@ def test_late_bytes_of_an_abandoned_answer_do_not_poison_the_next_request(connec
 
 
 @pytest.mark.parametrize("cut", [1, 3, 5, 40])
-def test_a_device_left_mid_frame_gets_the_next_request_through(connect, cut: int) -> None:
+def test_a_device_left_mid_frame_gets_the_next_request_through(connect: Connect, cut: int) -> None:
     """Garbage with a frame cut short leaves the receiver waiting for the rest: the next request
     disappears into it. The link notices the silence, resynchronises and asks again."""
     device, dev = connect()
@@ -119,7 +124,7 @@ def test_a_device_left_mid_frame_gets_the_next_request_through(connect, cut: int
     assert [r[0] for r in device.requests].count(link.REQ_RUN) == 1
 
 
-def test_a_request_corrupted_on_the_line_is_sent_again(connect) -> None:
+def test_a_request_corrupted_on_the_line_is_sent_again(connect: Connect) -> None:
     calls = []
 
     def answer(req_type: int, seq: int, payload: bytes) -> bytes:
@@ -133,14 +138,14 @@ def test_a_request_corrupted_on_the_line_is_sent_again(connect) -> None:
     assert calls.count(link.REQ_INFO) == 2
 
 
-def test_an_unexpected_payload_gets_a_clear_error(connect) -> None:
+def test_an_unexpected_payload_gets_a_clear_error(connect: Connect) -> None:
     _, dev = connect()
     with pytest.raises(ProtocolError, match=r"rejected INFO: .*payload of 1 byte.*expects 0"):
         dev._request(link.REQ_INFO, b"\x01")
     assert dev.info().model_id == MODEL_ID  # and the link keeps working
 
 
-def test_foreign_data_is_a_protocol_error_not_a_timeout(connect) -> None:
+def test_foreign_data_is_a_protocol_error_not_a_timeout(connect: Connect) -> None:
     _, dev = connect(lambda *_: b"Hello from other firmware\r\n" * 400)
     start = time.monotonic()
     with pytest.raises(ProtocolError, match="not tinyml-hil frames"):
@@ -148,7 +153,7 @@ def test_foreign_data_is_a_protocol_error_not_a_timeout(connect) -> None:
     assert time.monotonic() - start < dev.timeout
 
 
-def test_a_silent_device_times_out_within_the_timeout(connect) -> None:
+def test_a_silent_device_times_out_within_the_timeout(connect: Connect) -> None:
     _, dev = connect(lambda *_: b"", timeout=0.6)
     start = time.monotonic()
     with pytest.raises(TargetTimeout, match=r"no answer to INFO .* may be hung"):

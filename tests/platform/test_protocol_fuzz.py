@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import struct
 import time
+from pathlib import Path
 
 import pytest
 from platform_support import ECHO_MODEL_ID
@@ -114,11 +115,13 @@ GARBAGE = [garbled, oversize, noise, answer_like]
 
 
 @pytest.fixture
-def image(board: Board, echo_images: dict[str, BuildResult]):
+def image(board: Board, echo_images: dict[str, BuildResult]) -> Path:
     return echo_images[board.name].elf
 
 
-def test_the_link_recovers_from_every_garbled_truncated_or_stale_frame(board: Board, image) -> None:
+def test_the_link_recovers_from_every_garbled_truncated_or_stale_frame(
+    board: Board, image: Path
+) -> None:
     rng = random.Random(f"{SEED}-{board.name}")
     kinds = {"garbage": 0, "truncated": 0, "stale": 0}
     start = time.monotonic()
@@ -157,7 +160,7 @@ BAD_LENGTHS = [
 ]
 
 
-def test_a_request_with_an_unexpected_payload_gets_bad_length(board: Board, image) -> None:
+def test_a_request_with_an_unexpected_payload_gets_bad_length(board: Board, image: Path) -> None:
     """docs/protocol.md: ERROR code 4 (BAD_LENGTH) with the expected length as detail."""
     with open_target(board).session(image) as url, DeviceLink(url, timeout=TIMEOUT) as dev:
         for req_type, payload, expected in BAD_LENGTHS:
