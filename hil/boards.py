@@ -7,8 +7,10 @@ board). Nothing here lists boards by name.
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +19,62 @@ from hil.errors import BoardError
 #: The repository's board folders (hil/../boards).
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 
-#: Timing sources a report can name (docs: "Measurement, defined once").
-TIMING_SOURCES = ("qemu-icount", "dwt-cyccnt", "systick", "rp2040-timer")
-#: How a board's image is started: in QEMU, or flashed with pyOCD.
-RUN_KINDS = ("qemu", "pyocd")
+#: Timing sources a report can name (docs: "Measurement, defined once"). systick-cycles:
+#: SysTick on the processor clock (cycles, on a core without a cycle counter).
+TIMING_SOURCES = ("qemu-icount", "dwt-cyccnt", "systick-cycles", "systick", "rp2040-timer")
+#: How a board's image is started: in QEMU, flashed with pyOCD, or copied as a UF2 file
+#: (one module per kind under hil/targets/, each validating its own [run] table).
+RUN_KINDS = ("qemu", "pyocd", "uf2")
+#: Files `hil build` can write beside the ELF ([image] formats).
+IMAGE_FORMATS = ("bin", "hex", "uf2")
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table"}
+
+
+class Settings(Mapping[str, Any]):
+    """A validated, read-only table of a board.toml ([run], [uf2], [memory])."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self) == dict(other)
+
+    def __repr__(self) -> str:
+        return f"Settings({self._values!r})"
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """How to start an image: `kind` picks the target; QEMU needs `machine` (and extra args)."""
+    """How to start an image: `kind` picks the target (hil/targets/<kind>.py), `settings` is
+    the [run] table as that kind validated it (defaults filled in). QEMU's `machine` and
+    `extra_args` are kept as attributes for the code that reads them."""
 
     kind: str
     machine: str | None = None
     extra_args: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=Settings)
 
 
 @dataclass(frozen=True)
 class SerialConfig:
-    """The host link's UART settings (ignored by QEMU's TCP serial, used on real boards)."""
+    """The host link's UART settings (ignored by QEMU's TCP serial, used on real boards).
+    `usb_ids` ("VID:PID", hex) are USB serial devices that may carry the link, for finding
+    the port when neither the hardware map nor --port names it."""
 
     baudrate: int
+    usb_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +93,12 @@ class Board:
     serial: SerialConfig
     root: Path
     stands_in_for: str | None = None
+    #: Files `hil build` writes besides the ELF ([image] formats; default a .bin).
+    image_formats: tuple[str, ...] = ("bin",)
+    #: The no-probe UF2 path ([uf2]: family_id, drive_label, timeouts), or None.
+    uf2: Settings | None = None
+    #: Where code, weights and activations live and cache settings, for reports ([memory]).
+    memory: Settings = field(default_factory=Settings)
 
 
 def list_boards(boards_dir: Path | None = None) -> list[Board]:
@@ -108,13 +151,37 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
             raise BoardError(f"{path}: {key!r} must be positive, not {value}")
         return value
 
+    from hil.targets.base import parse_run_table, parse_uf2_table
+
     run_table = get(data, "run", dict)
     kind = get(run_table, "kind", str, "run.")
     if kind not in RUN_KINDS:
         raise BoardError(f"{path}: run.kind {kind!r} is not one of {', '.join(RUN_KINDS)}")
-    machine = get(run_table, "machine", str, "run.") if kind == "qemu" else None
-    extra = strings(run_table, "extra_args", "run.") if "extra_args" in run_table else ()
+    settings = Settings(parse_run_table(kind, run_table, str(path)))
+    machine = settings.get("machine")
+    extra = tuple(settings.get("extra_args", ()))
     serial_table = get(data, "serial", dict)
+    usb_ids = strings(serial_table, "usb_ids", "serial.") if "usb_ids" in serial_table else ()
+    for usb_id in usb_ids:
+        if not re.fullmatch(r"[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}", usb_id):
+            raise BoardError(f"{path}: serial.usb_ids entry {usb_id!r} is not VID:PID in hex")
+    image_table = get(data, "image", dict) if "image" in data else {"formats": ["bin"]}
+    formats = strings(image_table, "formats", "image.")
+    unknown = [f for f in formats if f not in IMAGE_FORMATS]
+    if unknown or set(image_table) - {"formats"}:
+        raise BoardError(
+            f"{path}: [image] takes only formats, a list of {', '.join(IMAGE_FORMATS)}"
+        )
+    uf2 = None
+    if "uf2" in data:
+        uf2 = Settings(parse_uf2_table(get(data, "uf2", dict), str(path)))
+    elif kind == "uf2":
+        uf2 = settings
+    if "uf2" in formats and uf2 is None:
+        raise BoardError(f"{path}: [image] formats has uf2 but there is no [uf2] family_id")
+    memory_table = get(data, "memory", dict) if "memory" in data else {}
+    for key in memory_table:
+        get(memory_table, key, str, "memory.")
     timing = get(data, "timing_source", str)
     if timing not in TIMING_SOURCES:
         raise BoardError(
@@ -133,8 +200,13 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
         flash_bytes=positive("flash_bytes"),
         ram_bytes=positive("ram_bytes"),
         timing_source=timing,
-        run=RunConfig(kind=kind, machine=machine, extra_args=extra),
-        serial=SerialConfig(baudrate=get(serial_table, "baudrate", int, "serial.")),
+        run=RunConfig(kind=kind, machine=machine, extra_args=extra, settings=settings),
+        serial=SerialConfig(
+            baudrate=get(serial_table, "baudrate", int, "serial."), usb_ids=tuple(usb_ids)
+        ),
         root=path.parent,
         stands_in_for=stands_in_for,
+        image_formats=tuple(formats),
+        uf2=uf2,
+        memory=Settings(memory_table),
     )

@@ -11,6 +11,7 @@ registers it reported.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import random
@@ -25,6 +26,7 @@ import serial
 from hil.errors import (
     HilError,
     InputError,
+    PortBusyError,
     ProtocolError,
     TargetError,
     TargetFault,
@@ -201,7 +203,11 @@ class DeviceFault(TargetFault):
 class DeviceLink:
     """A connection to tinyml-hil firmware; use as a context manager (or call close())."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, baudrate: int = 115200) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, baudrate: int = 115200, exclusive: bool = False
+    ) -> None:
+        """`exclusive`: lock a local serial device (POSIX flock) so no other bench run can
+        talk to the same board at once; a port another program holds is a PortBusyError."""
         self.url = url
         self.timeout = timeout
         # Seqs start anywhere, so answers left from an earlier connection rarely match.
@@ -210,9 +216,16 @@ class DeviceLink:
         self._rx = bytearray()  # received, not yet parsed
         self._dirty = False  # the device may be mid-frame or still answering: resync first
         self._noise = 0  # garbage bytes and stale frames seen since the last request went out
+        extra = {"exclusive": True} if exclusive and "://" not in url else {}
         try:
-            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout)
+            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, **extra)
         except (serial.SerialException, ValueError, OSError) as exc:
+            if "exclusively lock" in str(exc) or getattr(exc, "errno", None) == errno.EBUSY:
+                raise PortBusyError(
+                    f"serial port {url} is in use by another program (a terminal such as "
+                    f"screen or minicom, or another hil run); close it (`fuser {url}` shows "
+                    "who holds it) and try again"
+                ) from exc
             raise TargetError(f"cannot open the target's serial link {url}: {exc}") from exc
 
     def __enter__(self) -> DeviceLink:

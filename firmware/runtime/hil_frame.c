@@ -49,9 +49,7 @@ void hil_frame_put(const void *data, uint32_t n)
 {
     const uint8_t *bytes = data;
     tx_crc = hil_crc16(tx_crc, bytes, n);
-    for (uint32_t i = 0; i < n; i++) {
-        hil_port_putc(bytes[i]);
-    }
+    hil_port_write(bytes, n);
 }
 
 void hil_frame_put_u8(uint8_t v)

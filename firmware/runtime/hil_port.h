@@ -17,6 +17,12 @@ void hil_port_init(void);
 /* Blocking write of one byte to the host link. */
 void hil_port_putc(uint8_t c);
 
+/* Blocking write of `n` bytes to the host link. The runtime sends every response payload
+ * through this; the default (hil_port_write.c, weak) calls hil_port_putc per byte. A board
+ * whose UART moves blocks by DMA (the nRF52840's UARTE) overrides it. `data` may point into
+ * flash: a DMA port copies it into a RAM buffer first. */
+void hil_port_write(const uint8_t *data, uint32_t n);
+
 /* Blocking read of one byte from the host link. */
 uint8_t hil_port_getc(void);
 

@@ -1,5 +1,8 @@
-"""Targets that run built images: QEMU today, physical boards through pyOCD next."""
+"""Targets that run built images: QEMU, physical boards through pyOCD, a Pico by UF2 copy.
 
-from hil.targets.base import Target, open_target
+One module per kind (`hil.targets.base.KINDS`); `open_target(board, options)` picks it.
+"""
 
-__all__ = ["Target", "open_target"]
+from hil.targets.base import KINDS, Target, TargetOptions, open_target
+
+__all__ = ["KINDS", "Target", "TargetOptions", "open_target"]

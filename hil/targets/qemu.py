@@ -26,7 +26,7 @@ from typing import IO
 
 from hil.boards import Board
 from hil.errors import TargetError, TargetFault
-from hil.targets.base import Target
+from hil.targets.base import Field, Target
 from hil.tools import require, version_line
 
 QEMU = "qemu-system-arm"
@@ -251,4 +251,16 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(f"  {line}" for line in kept) or "  (no output)"
 
 
-__all__ = ["EXIT_FAULT", "QemuSession", "QemuTarget", "qemu_command"]
+def _strings(value: tuple[object, ...]) -> str | None:
+    return None if all(isinstance(v, str) for v in value) else "must be a list of strings"
+
+
+#: The [run] table of a QEMU board (validated by hil.targets.base; unknown keys are errors).
+RUN_FIELDS = {
+    "machine": Field(str, help="QEMU machine (-M)"),
+    "extra_args": Field(list, (), check=_strings, help="more qemu-system-arm arguments"),
+}
+#: The Target class of this kind (hil.targets.base.KINDS).
+TARGET = QemuTarget
+
+__all__ = ["EXIT_FAULT", "RUN_FIELDS", "TARGET", "QemuSession", "QemuTarget", "qemu_command"]

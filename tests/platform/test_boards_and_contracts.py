@@ -40,7 +40,7 @@ def test_the_qemu_boards_load_with_the_figures_of_the_boards_they_stand_in_for()
     boards = {b.name: b for b in list_boards()}
     assert {"qemu-m4", "qemu-m0"} <= set(boards)
     m4, m0 = boards["qemu-m4"], boards["qemu-m0"]
-    assert (m4.clock_hz, m4.flash_bytes, m4.ram_bytes) == (64_000_000, 1 << 20, 256 << 10)
+    assert (m4.clock_hz, m4.flash_bytes, m4.ram_bytes) == (64_000_000, 960 << 10, 256 << 10)
     assert (m0.clock_hz, m0.flash_bytes, m0.ram_bytes) == (125_000_000, 2 << 20, 264 << 10)
     assert m4.run.machine == "mps2-an386" and "-mfloat-abi=hard" in m4.cpu_flags
     assert m0.run.machine == "microbit" and "-mcpu=cortex-m0plus" in m0.cpu_flags
