@@ -12,6 +12,11 @@ endif()
 get_filename_component(_hil_bin "${HIL_ARM_GCC}" DIRECTORY)
 set(CMAKE_C_COMPILER "${HIL_ARM_GCC}")
 set(CMAKE_ASM_COMPILER "${HIL_ARM_GCC}")
+# C++ only for backends that need it (TFLM); found lazily so C-only builds never need g++.
+find_program(HIL_ARM_GXX arm-none-eabi-g++ HINTS "${_hil_bin}")
+if(HIL_ARM_GXX)
+  set(CMAKE_CXX_COMPILER "${HIL_ARM_GXX}")
+endif()
 set(CMAKE_AR "${_hil_bin}/arm-none-eabi-ar" CACHE FILEPATH "")
 set(CMAKE_RANLIB "${_hil_bin}/arm-none-eabi-ranlib" CACHE FILEPATH "")
 

@@ -7,6 +7,10 @@ them in a tree keyed by its own sources plus the same inputs. An unchanged model
 that runs no compiler at all (none needs to be installed); a changed one compiles only its own
 files.
 
+A backend (hil/backends/) may bring static libraries of its own (`Library`: CMSIS-NN's, TFLM's),
+each built once per board, library version and flags in a tree of its own, and C++ sources
+(compiled with arm-none-eabi-g++, no exceptions, no RTTI); their keys are part of the model's.
+
 A finished tree holds a record (`hil-build.json`) of the SHA-256 of each output, the compiler
 and the compile flags. A tree is only reused when its outputs still have those hashes; anything
 else (a build killed half way, a deleted or damaged ELF or library, a tree from an older bench)
@@ -54,6 +58,35 @@ _COMPILER_LINE = re.compile(
 _TOOL_LINE_STARTS = ("ninja:", "FAILED:", "CMake ", "make", "gmake")
 _MAKE_SUMMARY = re.compile(r"\*\*\* \[[^\]]*\] Error \d+\s*$")
 _NO_SPACE = ("No space left on device", "Disk quota exceeded")
+
+
+@dataclass(frozen=True)
+class Library:
+    """A static library a backend builds from the user's checkout, once per board and key.
+
+    `cmake_file` is included by the repository's CMakeLists.txt in library mode (with
+    `HIL_LIBRARY_NAME` set to `name`) and must define a static library target of that name;
+    `cmake_args` are extra `-D` options (e.g. the checkout's path). `key` names what decides
+    the library's content besides the board and the compiler (backend version and flags), so a
+    changed checkout or flag builds a new library. Model sources of the backend get
+    `includes` and `defines`; `cxx` says the library needs the C++ runtime at link time.
+    `label` names it in messages ("the CMSIS-NN library"), `hint` says what to do when its
+    build fails.
+    """
+
+    name: str
+    cmake_file: Path
+    key: str
+    cmake_args: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()
+    defines: tuple[str, ...] = ()
+    cxx: bool = False
+    label: str = ""
+    hint: str = ""
+
+    @property
+    def file_name(self) -> str:
+        return f"lib{self.name}.a"
 
 
 @dataclass(frozen=True)
@@ -105,12 +138,23 @@ def cache_errors(root: Path | None = None) -> Iterator[None]:
         raise CacheError(_cache_message(where, reason)) from exc
 
 
+#: Source file suffixes of a model project: C, and C++ (compiled without exceptions and RTTI).
+_C_SUFFIXES = (".c",)
+_CXX_SUFFIXES = (".cc", ".cpp")
+
+
 def build(
-    project_dir: Path, board: Board, *, jobs: int = 2, model_name: str | None = None
+    project_dir: Path,
+    board: Board,
+    *,
+    jobs: int = 2,
+    model_name: str | None = None,
+    libraries: Sequence[Library] = (),
 ) -> BuildResult:
     """Compile and link `project_dir` (a generated model project) for `board`.
 
-    `model_name` names the model in messages (otherwise the project's path does). Raises
+    `model_name` names the model in messages (otherwise the project's path does); `libraries`
+    are the backend's own (built first, once per board and key, then linked). Raises
     ToolchainError naming the packages to install if CMake, the compiler or a build tool is
     missing (only when something must be compiled), BuildError with the compiler's or build
     tool's own error lines if the project does not compile or link, ModelTooLargeError if the
@@ -118,8 +162,10 @@ def build(
     """
     start = time.monotonic()
     project_dir = Path(project_dir).resolve()
-    if not project_dir.is_dir() or not any(project_dir.glob("*.c")):
-        raise BuildError(f"model project {project_dir} has no .c files; generate it first")
+    sources = [p for p in project_dir.glob("*") if p.suffix in _C_SUFFIXES + _CXX_SUFFIXES]
+    if not project_dir.is_dir() or not sources:
+        raise BuildError(f"model project {project_dir} has no C or C++ sources; generate it first")
+    cxx = any(p.suffix in _CXX_SUFFIXES for p in sources) or any(lib.cxx for lib in libraries)
     named = f"model {model_name!r}" if model_name else f"model project {project_dir}"
     what = f"{named} (generated in {project_dir})" if model_name else named
     board_args = [
@@ -130,7 +176,8 @@ def build(
     ]
     firmware = [*(REPO_ROOT / p for p in _FIRMWARE_INPUTS), board.root]
     lib_sources = _digest(firmware, "\n".join(board_args))
-    model_sources = _digest([project_dir], lib_sources)[:16]
+    backend_keys = {lib.name: _library_key(lib, lib_sources) for lib in libraries}
+    model_sources = _digest([project_dir], lib_sources + "".join(backend_keys.values()))[:16]
     board_cache = prepare_cache_dir() / "build" / board.name
 
     gcc = shutil.which("arm-none-eabi-gcc")
@@ -145,7 +192,8 @@ def build(
             return _result(tree, record, cached=True, start=start)
 
     needed_for = f"to build {named} for {board.name}"
-    tools = require(("cmake", "arm-none-eabi-gcc"), needed_for)
+    tools = require(("cmake", "arm-none-eabi-gcc", *(("arm-none-eabi-g++",) if cxx else ())),
+                    needed_for)
     generator = {"ninja": "Ninja", "make": "Unix Makefiles"}[
         first_available(("ninja", "make"), needed_for)
     ]
@@ -154,7 +202,28 @@ def build(
     model_dir = board_cache / f"model-{model_sources}-{_short(compiler)}"
     libs = _Tree(lib_dir, _LIB_OUTPUTS, f"the libraries for board {board.name}", named)
     libs.ensure(generator, board_args, jobs, board, compiler)
+    backend_libs: list[str] = []
+    for lib in libraries:
+        tree = board_cache / f"{lib.name}-{_short(backend_keys[lib.name] + compiler, 16)}"
+        label = lib.label or f"the {lib.name} library"
+        what_lib = f"{label} for board {board.name}"
+        if lib.hint:
+            what_lib += f" ({lib.hint})"
+        lib_args = [*board_args, f"-DHIL_LIBRARY_CMAKE={lib.cmake_file}",
+                    f"-DHIL_LIBRARY_NAME={lib.name}", *lib.cmake_args]
+        _Tree(tree, (lib.file_name,), what_lib, named).ensure(
+            generator, lib_args, jobs, board, compiler
+        )
+        backend_libs.append(str(tree / lib.file_name))
     model_args = [*board_args, f"-DHIL_MODEL_DIR={project_dir}", f"-DHIL_LIB_DIR={lib_dir}"]
+    if libraries:
+        model_args += [
+            f"-DHIL_BACKEND_LIBS={';'.join(backend_libs)}",
+            f"-DHIL_MODEL_INCLUDES={';'.join(i for lib in libraries for i in lib.includes)}",
+            f"-DHIL_MODEL_DEFINES={';'.join(d for lib in libraries for d in lib.defines)}",
+        ]
+    if cxx:
+        model_args.append("-DHIL_LINK_CXX=ON")
     model = _Tree(model_dir, _MODEL_OUTPUTS, what, named)
     record, built = model.ensure(generator, model_args, jobs, board, compiler)
     return _result(model_dir, record, cached=not built, start=start)
@@ -169,6 +238,13 @@ def _result(tree: Path, record: dict[str, Any], *, cached: bool, start: float) -
         str(record.get("compiler", "")),
         tuple(str(f) for f in record.get("compile_flags", ())),
     )
+
+
+def _library_key(lib: Library, board_key: str) -> str:
+    """What decides a backend library's content: its CMake file, options, the backend's key
+    (version and flags) and the board (its flags and the toolchain file)."""
+    salt = "\n".join([lib.name, lib.key, *lib.cmake_args, *lib.includes, *lib.defines, board_key])
+    return _digest([lib.cmake_file, REPO_ROOT / "cmake"], salt)
 
 
 def _compiler_id(gcc: str) -> str:

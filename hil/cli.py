@@ -86,6 +86,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         "max_ram_kb": args.max_ram_kb,
         "max_flash_kb": args.max_flash_kb,
     }
+    if args.backend == "all":
+        return _profile_all_backends(args, inputs, budgets)
     report = profile(
         args.model,
         args.board,
@@ -96,6 +98,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         budgets=budgets,
         progress=not args.quiet,
         reference=args.reference,
+        backend=args.backend,
+        layers_diff=args.layers_diff,
     )
     if args.json == "-":
         sys.stdout.write(report.to_json() + "\n")
@@ -121,7 +125,66 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     if report.check == CHECK_NOT_DONE:
         err.print(f"outputs NOT checked: {report.check_note}", style="yellow", markup=False)
         return EXIT_UNCHECKED
+    if report.layers_diff is not None and report.layers_diff.first_bad is not None:
+        bad = report.layers_diff.first_bad
+        err.print(
+            f"[red]layer {bad.layer} ({bad.op}) is the first whose output differs from the "
+            f"reference by more than 1 LSB ({bad.max_abs_diff:g})[/]"
+        )
+        return EXIT_MISMATCH
     return EXIT_BUDGET if over else EXIT_OK
+
+
+def _profile_all_backends(
+    args: argparse.Namespace, inputs: object, budgets: dict[str, float | None]
+) -> int:
+    """--backend all: one run per available backend, one table; the worst exit code wins."""
+    from rich.console import Console
+
+    from hil.backends.compare import compare_backends
+    from hil.report import CHECK_FAILED, CHECK_NOT_DONE
+
+    result = compare_backends(
+        args.model,
+        args.board,
+        runs=args.runs,
+        warmup=args.warmup,
+        inputs=inputs,
+        seed=args.seed,
+        budgets=budgets,
+        progress=not args.quiet,
+        reference=args.reference,
+        layers_diff=args.layers_diff,
+    )
+    if args.json:
+        import json
+
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            try:
+                Path(args.json).write_text(text)
+            except OSError as exc:
+                raise HilError(f"cannot write the JSON report to {args.json}: {exc}") from exc
+    if not args.quiet and args.json != "-":
+        _stdout_console().print(result.render())
+    err = Console(stderr=True)
+    reports = result.reports.values()
+    if not result.reports:
+        err.print("no backend ran: " + "; ".join(f"{k}: {v}" for k, v in
+                                                  {**result.skipped, **result.failed}.items()),
+                  style="red", markup=False)
+        return EXIT_ERROR
+    if any(r.check == CHECK_FAILED for r in reports):
+        bad = [name for name, r in result.reports.items() if r.check == CHECK_FAILED]
+        err.print(f"[red]outputs differ from the reference with: {', '.join(bad)}[/]")
+        return EXIT_MISMATCH
+    if result.failed:
+        return EXIT_ERROR
+    if any(r.check == CHECK_NOT_DONE for r in reports):
+        return EXIT_UNCHECKED
+    return EXIT_BUDGET if any(not r.within_budget for r in reports) else EXIT_OK
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
@@ -185,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="interpreter the outputs are checked against (default auto: LiteRT, or TFLM when "
         "LiteRT cannot run the model; both: check against both and report each)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["own", "cmsis-nn", "tflm", "all"],
+        default="own",
+        help="what runs the model: the bench's own kernels (default), CMSIS-NN or TFLM from "
+        "your checkout (CMSIS_NN_ROOT, TFLM_ROOT), or all available ones side by side",
+    )
+    p.add_argument(
+        "--layers-diff",
+        action="store_true",
+        help="also read every intermediate tensor back and compare it with the reference's; "
+        "reports the first layer that differs (an image without tensor reuse: more RAM)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress and no table")
     p.set_defaults(func=_cmd_profile)

@@ -11,6 +11,15 @@ Graph inputs stay live to the end of the inference, not just to their last reade
 device runs the model many times on one set of inputs (warm-up, then N timed runs), so
 nothing may overwrite them.
 
+Scratch buffers (working memory a kernel asks for, e.g. CMSIS-NN's im2col buffer) are planned
+like tensors that live only for their operator: the lowering runs first and asks for them, then
+the plan places them among the activations, so a scratch buffer reuses bytes of tensors that
+are dead at that operator.
+
+`preserve_all=True` gives every activation its own bytes for the rest of the inference (no
+reuse, no aliases), so each intermediate tensor can be read back after a run (`hil profile
+--layers-diff`); the arena is then the sum of all activations.
+
 Placement is greedy: buffers sorted by size (largest first), each put at the lowest aligned
 offset that clears every already placed buffer it is live together with (first fit on the
 timeline). Large tensors dominate the arena, so placing them first keeps the peak low.
@@ -18,6 +27,7 @@ timeline). Large tensors dominate the arena, so placing them first keeps the pea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hil.graph import Graph
@@ -36,6 +46,8 @@ class ArenaPlan:
     `offsets` maps tensor index to byte offset; `sizes` gives each tensor's byte count and
     `lifetimes` its inclusive operator range, so a plan can be checked on its own
     (`conflicts()`). `aliases` maps a reshape output to the tensor it shares bytes with.
+    `scratch_offsets` / `scratch_sizes` map an operator index to its scratch buffer (live at
+    that operator only).
     """
 
     offsets: dict[int, int]
@@ -44,28 +56,43 @@ class ArenaPlan:
     sizes: dict[int, int] = field(default_factory=dict)
     lifetimes: dict[int, tuple[int, int]] = field(default_factory=dict)
     aliases: dict[int, int] = field(default_factory=dict)
+    scratch_offsets: dict[int, int] = field(default_factory=dict)
+    scratch_sizes: dict[int, int] = field(default_factory=dict)
 
     @property
     def tensor_bytes(self) -> int:
         """Sum of all activation sizes: the arena a plan without any reuse would need."""
         return sum(self.sizes[t] for t in self.sizes if t not in self.aliases)
 
-    def conflicts(self) -> list[tuple[int, int]]:
-        """Pairs of distinct, non-aliased tensors that are live together and overlap in bytes.
+    @property
+    def scratch_bytes(self) -> int:
+        """Sum of all scratch buffers (each lives for one operator only)."""
+        return sum(self.scratch_sizes.values())
 
-        An empty list means the plan is sound; the tests and the code generator rely on it.
+    def conflicts(self) -> list[tuple[int, int]]:
+        """Pairs of distinct, non-aliased buffers that are live together and overlap in bytes.
+
+        Tensors are named by their index, the scratch buffer of operator k by -(k + 1). An
+        empty list means the plan is sound; the tests and the code generator rely on it.
         """
+        buffers = {t: (self.offsets[t], self.sizes[t], self.lifetimes[t]) for t in self.offsets}
+        for k, off in self.scratch_offsets.items():
+            buffers[_scratch_key(k)] = (off, self.scratch_sizes[k], (k, k))
         bad: list[tuple[int, int]] = []
-        items = sorted(self.offsets)
+        items = sorted(buffers)
         for n, a in enumerate(items):
+            off_a, size_a, life_a = buffers[a]
             for b in items[n + 1 :]:
-                if _alias_root(self.aliases, a) == _alias_root(self.aliases, b):
+                if a >= 0 and _alias_root(self.aliases, a) == _alias_root(self.aliases, b):
                     continue
-                if _live_together(self.lifetimes[a], self.lifetimes[b]) and _bytes_overlap(
-                    self.offsets[a], self.sizes[a], self.offsets[b], self.sizes[b]
-                ):
+                off_b, size_b, life_b = buffers[b]
+                if _live_together(life_a, life_b) and _bytes_overlap(off_a, size_a, off_b, size_b):
                     bad.append((a, b))
         return bad
+
+
+def _scratch_key(op_index: int) -> int:
+    return -(op_index + 1)
 
 
 def _alias_root(aliases: dict[int, int], t: int) -> int:
@@ -110,16 +137,47 @@ def _reshape_aliases(graph: Graph, life: dict[int, tuple[int, int]]) -> dict[int
     return aliases
 
 
-def plan(graph: Graph, alignment: int = ARENA_ALIGNMENT) -> ArenaPlan:
-    """Assign arena offsets to all activation tensors of `graph` (see the module docstring)."""
-    if alignment <= 0 or alignment & (alignment - 1):
-        raise ValueError(f"arena alignment must be a power of two, got {alignment}")
+def activation_lifetimes(graph: Graph, *, preserve_all: bool = False) -> dict[int, tuple[int, int]]:
+    """Each activation's inclusive operator range as the plan uses it: graph inputs live to the
+    end (repeated runs read them again), and with `preserve_all` every activation does."""
     life = graph.lifetimes()
     end = len(graph.operators)
-    for t in graph.inputs:
-        life[t] = (life[t][0], end)  # repeated runs read the inputs again
+    for t in life if preserve_all else graph.inputs:
+        life[t] = (life[t][0], end)
+    return life
+
+
+def aliases_for(graph: Graph, *, preserve_all: bool = False) -> dict[int, int]:
+    """The reshape aliases `plan` will make (output -> input), known before any sizes are: a
+    code generator can name each tensor's buffer before the plan exists."""
+    if preserve_all:
+        return {}
+    return _reshape_aliases(graph, activation_lifetimes(graph))
+
+
+def alias_root(aliases: Mapping[int, int], t: int) -> int:
+    """The tensor whose bytes `t` uses: itself, or the end of its chain of reshape aliases."""
+    return _alias_root(dict(aliases), t)
+
+
+def plan(
+    graph: Graph,
+    alignment: int = ARENA_ALIGNMENT,
+    *,
+    scratch: Mapping[int, int] | None = None,
+    preserve_all: bool = False,
+) -> ArenaPlan:
+    """Assign arena offsets to all activation tensors of `graph` and to the scratch buffers
+    (`scratch`: operator index -> bytes) its kernels asked for (see the module docstring)."""
+    if alignment <= 0 or alignment & (alignment - 1):
+        raise ValueError(f"arena alignment must be a power of two, got {alignment}")
+    life = activation_lifetimes(graph, preserve_all=preserve_all)
     sizes = {t: graph.tensor(t).nbytes for t in life}
-    aliases = _reshape_aliases(graph, life)
+    aliases = aliases_for(graph, preserve_all=preserve_all)
+    scratch_sizes = {int(k): int(v) for k, v in sorted((scratch or {}).items()) if int(v) > 0}
+    for k in scratch_sizes:
+        if not 0 <= k < len(graph.operators):
+            raise ValueError(f"scratch requested for operator {k}, which the graph does not have")
 
     # Alias chains (reshape of a reshape) collapse onto one root buffer whose lifetime spans
     # every member's.
@@ -128,6 +186,9 @@ def plan(graph: Graph, alignment: int = ARENA_ALIGNMENT) -> ArenaPlan:
         r = _alias_root(aliases, t)
         lo, hi = span.get(r, (first, last))
         span[r] = (min(lo, first), max(hi, last))
+    for k, nbytes in scratch_sizes.items():  # negative keys: never a tensor index
+        span[_scratch_key(k)] = (k, k)
+        sizes[_scratch_key(k)] = nbytes
 
     order = sorted(span, key=lambda r: (-sizes[r], span[r][0], r))
     placed: list[tuple[int, int, tuple[int, int]]] = []  # (offset, size, lifetime)
@@ -149,7 +210,9 @@ def plan(graph: Graph, alignment: int = ARENA_ALIGNMENT) -> ArenaPlan:
         offsets=offsets,
         arena_bytes=arena,
         alignment=alignment,
-        sizes=dict(sorted(sizes.items())),
+        sizes={t: sizes[t] for t in sorted(life)},
         lifetimes=dict(sorted(life.items())),
         aliases=aliases,
+        scratch_offsets={k: root_offset[_scratch_key(k)] for k in scratch_sizes},
+        scratch_sizes=scratch_sizes,
     )

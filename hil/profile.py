@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hil.errors import HilError, ModelTooLargeError, TargetError
-from hil.report import Budgets, LayerReport, Report
+from hil.report import Budgets, LayerReport, LayersDiff, Report, TensorDiff
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,6 +50,8 @@ def profile(
     progress: bool = True,
     reference: str = "auto",
     on_step: Callable[[str], None] | None = None,
+    backend: str = "own",
+    layers_diff: bool = False,
 ) -> Report:
     """Measure `model` on `board`: latency, flash, RAM and correctness against a reference.
 
@@ -62,14 +64,18 @@ def profile(
     with the reason in `check_note`; the other figures are measured all the same.
     `on_step(name)` is called as each step starts ("import", "build for qemu-m4", "run on
     qemu-m4", ...), for callers that show progress themselves (`hil search`).
+    `backend` picks what runs the model: "own" (the bench's kernels), "cmsis-nn" or "tflm"
+    (from the user's checkout, `CMSIS_NN_ROOT` / `TFLM_ROOT`; see `hil.backends`).
+    `layers_diff` builds an image that keeps every intermediate tensor, reads each back and
+    compares it with the reference interpreter's (`Report.layers_diff`); its latency and RAM
+    are those of that image, not of a deployment.
     Raises a HilError subclass for anything that stops the measurement.
     """
+    from hil.backends import get_backend, require_available
     from hil.boards import load_board
     from hil.build import build, cache_errors, prepare_cache_dir
-    from hil.codegen import generate
     from hil.importer import load_tflite, load_tflite_bytes
     from hil.measure import compare_outputs, convert_counts, elf_sizes, latency
-    from hil.planner import plan
     from hil.reference import check as reference_check
     from hil.reference import check_inputs, input_specs, random_inputs
     from hil.targets import open_target
@@ -85,6 +91,8 @@ def profile(
         )
     limits = _budgets(budgets)
     steps = _Steps(progress, on_step)
+    runner = get_backend(backend)
+    require_available(runner)  # a missing checkout is reported now, not after the import
     target_board = board if not isinstance(board, str) else load_board(board)
     target = open_target(target_board)
     target.check_tools()  # a missing emulator is reported now, not after a build
@@ -96,20 +104,28 @@ def profile(
         else:
             graph = load_tflite(model)
             model_bytes = Path(model).read_bytes()
-        arena = plan(graph)
-        check_fit(graph, arena, target_board)
         if inputs is None:
             inputs = random_inputs(graph, seed)
         else:
             inputs = check_inputs(input_specs(graph), list(inputs))
 
     model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-    with steps("generate"):
+    with steps("generate" if backend == "own" else f"generate ({backend})"):
         projects = prepare_cache_dir() / "projects"
+        name = model_sha256[:16]
+        if backend != "own" or layers_diff:
+            # Other backends' projects depend on the board (scratch sizes per core).
+            name += f"-{backend}-{target_board.name}" + ("-diff" if layers_diff else "")
         with cache_errors():
-            project = generate(graph, arena, projects / model_sha256[:16], model_name=graph.name)
+            project = runner.generate(
+                graph, projects / name, board=target_board, model_name=graph.name,
+                preserve_all=layers_diff,
+            )  # fmt: skip
+        check_fit(graph, project.arena_bytes, target_board, layers_diff=layers_diff)
     with steps(f"build for {target_board.name}"):
-        built = build(project.out_dir, target_board, model_name=graph.name)
+        built = build(
+            project.out_dir, target_board, model_name=graph.name, libraries=project.libraries
+        )
     sizes = elf_sizes(built.elf)
 
     with steps(f"run on {target_board.name}"):
@@ -122,6 +138,10 @@ def profile(
 
     with steps(f"check against the reference ({reference})"):
         checked = reference_check.check_outputs(model_bytes, inputs, compare, reference)
+    diff = None
+    if layers_diff:
+        with steps("compare intermediate tensors with the reference"):
+            diff = _layers_diff(graph, project, model_bytes, inputs, device, reference)
 
     lat = latency(
         device.result.counts,
@@ -137,7 +157,8 @@ def profile(
         for c in device.result.layer_counts
     ]
     layers = [
-        LayerReport(info.index, info.op, info.output_shape, info.macs, counts)
+        LayerReport(info.index, info.op, info.output_shape, info.macs, counts, info.kernel,
+                    info.note)
         for info, counts in zip(project.layers, layer_counts, strict=True)
     ]
     ram = sizes.static_ram_bytes + device.result.stack_bytes
@@ -153,7 +174,7 @@ def profile(
         flash_bytes=sizes.flash_bytes,
         ram_bytes=ram,
         static_ram_bytes=sizes.static_ram_bytes,
-        arena_bytes=arena.arena_bytes,
+        arena_bytes=project.arena_bytes,
         stack_bytes=device.result.stack_bytes,
         macs=project.macs,
         params=project.params,
@@ -176,15 +197,25 @@ def profile(
         check=checked.status,
         check_note=checked.note,
         reference_checks=checked.checks,
+        backend=project.backend,
+        backend_version=project.backend_version,
+        backend_flags=list(project.backend_flags),
+        numerics=dict(project.numerics),
+        arena_used_bytes=project.arena_used_bytes,
+        scratch_bytes=project.scratch_bytes,
+        layers_diff=diff,
     )
 
 
-def check_fit(graph: Graph, arena: ArenaPlan, board: Board) -> None:
+def check_fit(
+    graph: Graph, arena: ArenaPlan | int, board: Board, *, layers_diff: bool = False
+) -> None:
     """Refuse, before any build, a model whose weights or activations alone exceed the board.
 
-    This is a lower bound (runtime code, stack and kernel buffers come on top); the linker
-    catches the rest with the exact figure.
+    `arena` is the plan or its size in bytes. This is a lower bound (runtime code, stack and
+    kernel buffers come on top); the linker catches the rest with the exact figure.
     """
+    arena_bytes = arena if isinstance(arena, int) else arena.arena_bytes
     weights = sum(t.nbytes for t in graph.tensors if t.is_constant)
     problems = []
     if weights > board.flash_bytes:
@@ -192,15 +223,20 @@ def check_fit(graph: Graph, arena: ArenaPlan, board: Board) -> None:
             f"{weights / 1024:,.1f} KiB of weights but {board.name} has "
             f"{board.flash_bytes / 1024:,.0f} KiB of flash"
         )
-    if arena.arena_bytes > board.ram_bytes:
+    if arena_bytes > board.ram_bytes:
         problems.append(
-            f"a {arena.arena_bytes / 1024:,.1f} KiB activation arena but {board.name} has "
+            f"a {arena_bytes / 1024:,.1f} KiB activation arena but {board.name} has "
             f"{board.ram_bytes / 1024:,.0f} KiB of RAM"
         )
     if problems:
+        hint = "Choose a larger board (`hil boards`) or a smaller model."
+        if layers_diff and arena_bytes > board.ram_bytes:
+            hint = (
+                "--layers-diff keeps every intermediate tensor, so its arena is the sum of all "
+                "of them: run it on a board with more RAM, or profile without --layers-diff."
+            )
         raise ModelTooLargeError(
-            f"model {graph.name!r} does not fit: it needs {' and '.join(problems)}. "
-            "Choose a larger board (`hil boards`) or a smaller model."
+            f"model {graph.name!r} does not fit: it needs {' and '.join(problems)}. {hint}"
         )
 
 
@@ -237,6 +273,8 @@ class _DeviceRun:
     result: RunResult
     outputs: list[np.ndarray]
     counts_per_second: int
+    #: --layers-diff: the intermediate tensors read back (project.debug_tensors order).
+    debug: list[np.ndarray]
 
 
 def _run_on_target(
@@ -270,9 +308,58 @@ def _run_on_target(
             np.frombuffer(link.read_output(i), np.dtype(io.dtype).newbyteorder("<")).reshape(
                 io.shape
             )
-            for i, io in enumerate(project.outputs)
+            for i, io in enumerate([*project.outputs, *project.debug_tensors])
         ]
-    return _DeviceRun(result, outputs, info.counts_per_second)
+    n = len(project.outputs)
+    return _DeviceRun(result, outputs[:n], info.counts_per_second, outputs[n:])
+
+
+def _layers_diff(
+    graph: Graph,
+    project: GeneratedProject,
+    model_bytes: bytes,
+    inputs: list[np.ndarray],
+    device: _DeviceRun,
+    reference: str,
+) -> LayersDiff:
+    """Every operator output the device kept, against the reference's intermediate tensors
+    (LiteRT keeps them all with experimental_preserve_all_tensors), in operator order."""
+    from hil.errors import ReferenceUnavailable
+    from hil.measure import compare_outputs
+    from hil.reference import reference_tensors
+
+    name = "litert" if reference in ("auto", "litert", "both") else reference
+    got = {io.tensor: x for io, x in zip(project.debug_tensors, device.debug, strict=True)}
+    got.update(zip(graph.outputs, device.outputs, strict=True))
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    wanted = sorted((t for t in got if t in producer), key=lambda t: (producer[t].index, t))
+    try:
+        expected = reference_tensors(model_bytes, inputs, wanted, name)
+    except ReferenceUnavailable as exc:
+        return LayersDiff(name, [], str(exc))
+    tensors: list[TensorDiff] = []
+    for t in wanted:
+        if t not in expected:
+            continue
+        op = producer[t]
+        lsb = _tensor_lsb(graph, t)
+        cmp = compare_outputs([got[t]], [expected[t]], [lsb])
+        tensors.append(
+            TensorDiff(op.index, op.op, t, graph.tensor(t).name, cmp.max_abs_diff, cmp.exact_rate)
+        )
+    return LayersDiff(name, tensors)
+
+
+def _tensor_lsb(graph: Graph, t: int) -> float | None:
+    """One LSB of a float tensor is its producer's int8 input scale (DEQUANTIZE), else None."""
+    tensor = graph.tensor(t)
+    if tensor.dtype != "float32":
+        return None
+    for op in graph.operators:
+        if t in op.outputs and op.op == "DEQUANTIZE":
+            q = graph.tensor(op.inputs[0]).quant
+            return float(q.scale[0]) if q is not None else None
+    return None
 
 
 class _Steps:

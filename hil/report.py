@@ -54,6 +54,10 @@ JSON_CONTRACT_KEYS: frozenset[str] = frozenset(
         "check",
         "check_note",
         "reference_checks",
+        "backend",
+        "backend_version",
+        "backend_flags",
+        "numerics",
     }
 )
 
@@ -85,7 +89,8 @@ class ReferenceCheck:
 class LayerReport:
     """One layer: its op, output shape, MACs and the counts it took in the last measured run.
 
-    `counts` is in the report's latency unit (instructions, cycles or ticks).
+    `counts` is in the report's latency unit (instructions, cycles or ticks). `kernel` is the
+    function that ran it; `note` says why the backend fell back to another kernel than its own.
     """
 
     index: int
@@ -93,6 +98,44 @@ class LayerReport:
     shape: tuple[int, ...]
     macs: int
     counts: int
+    kernel: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    """One operator output read back from the device and compared with the reference's."""
+
+    layer: int
+    op: str
+    tensor: int
+    name: str
+    max_abs_diff: float
+    exact_rate: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= MAX_LSB_DIFF
+
+
+@dataclass(frozen=True)
+class LayersDiff:
+    """`--layers-diff`: every operator's output against the reference interpreter's
+    intermediate tensors; `first_bad_layer` is the first layer more than 1 LSB off (None: all
+    agree). `note` says why the comparison could not be made, when it could not."""
+
+    reference: str
+    tensors: list[TensorDiff] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def first_bad(self) -> TensorDiff | None:
+        return next((t for t in self.tensors if not t.ok), None)
+
+    @property
+    def first_bad_layer(self) -> int | None:
+        bad = self.first_bad
+        return bad.layer if bad else None
 
 
 @dataclass(frozen=True)
@@ -185,6 +228,19 @@ class Report:
     #: Why the check is not done, or why another reference than LiteRT checked.
     check_note: str = ""
     reference_checks: list[ReferenceCheck] = field(default_factory=list)
+    #: Which backend ran the model ("own", "cmsis-nn", "tflm"), the version of its library (the
+    #: user's checkout: git describe or a tree hash), the flags that decide its code, and the
+    #: settings that decide rounding (e.g. {"rounding": "double"}).
+    backend: str = "own"
+    backend_version: str = ""
+    backend_flags: list[str] = field(default_factory=list)
+    numerics: dict[str, str] = field(default_factory=dict)
+    #: Part of the arena a run needed, when the backend measured it (TFLM); None: all of it.
+    arena_used_bytes: int | None = None
+    #: Scratch buffers the backend's kernels asked for (inside the arena).
+    scratch_bytes: int = 0
+    #: `hil profile --layers-diff`: each intermediate tensor against the reference's.
+    layers_diff: LayersDiff | None = None
 
     def __post_init__(self) -> None:
         if not self.check:
@@ -216,6 +272,11 @@ class Report:
         for c in d["reference_checks"]:
             if c["max_abs_diff"] is not None and not math.isfinite(c["max_abs_diff"]):
                 c["max_abs_diff"] = None
+        if self.layers_diff is not None:
+            d["layers_diff"]["first_bad_layer"] = self.layers_diff.first_bad_layer
+            for t in d["layers_diff"]["tensors"]:
+                if not math.isfinite(t["max_abs_diff"]):
+                    t["max_abs_diff"] = None
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -241,6 +302,12 @@ class Report:
             f" stack {self.stack_bytes:,})",
         )
         summary.add_row("MACs / params", f"{self.macs:,} / {self.params:,}")
+        backend = f"{self.backend} {self.backend_version}".strip()
+        if self.backend_flags:
+            backend += f" ({' '.join(self.backend_flags)})"
+        if self.numerics:
+            backend += "; " + ", ".join(f"{k}: {v}" for k, v in self.numerics.items())
+        summary.add_row("backend", Text(backend))
         if self.check == CHECK_NOT_DONE:
             summary.add_row("outputs", Text(f"NOT CHECKED: {self.check_note}", style="yellow"))
         else:
@@ -261,7 +328,31 @@ class Report:
         summary.add_row("build", build)
         summary.add_row("provenance", Text(self._provenance_text(), style="dim"))
         summary.add_row("timing", Text(self.timing_note, style="dim"))
-        return Group(summary, self._layer_table(unit))
+        parts: list[Any] = [summary, self._layer_table(unit)]
+        if self.layers_diff is not None:
+            parts.append(self._diff_table())
+        return Group(*parts)
+
+    def _diff_table(self) -> Table | Text:
+        diff = self.layers_diff
+        assert diff is not None
+        if diff.note and not diff.tensors:
+            return Text(f"layers diff not done: {diff.note}", style="yellow")
+        bad = diff.first_bad
+        title = (
+            f"intermediate tensors vs {diff.reference}: all within 1 LSB"
+            if bad is None
+            else f"intermediate tensors vs {diff.reference}: first layer off by more than 1 LSB: "
+            f"{bad.layer} ({bad.op})"
+        )
+        table = Table(title=title)
+        for name in ("#", "op", "tensor", "max diff", "exact"):
+            table.add_column(name, justify="left" if name in ("op", "tensor") else "right")
+        for t in diff.tensors:
+            style = None if t.ok else "red"
+            table.add_row(str(t.layer), t.op, t.name, f"{t.max_abs_diff:g}", f"{t.exact_rate:.1%}",
+                          style=style)
+        return table
 
     def _provenance_text(self) -> str:
         parts = [f"model sha256 {self.model_sha256[:16]}" if self.model_sha256 else ""]
@@ -271,8 +362,10 @@ class Report:
 
     def _layer_table(self, unit: str) -> Table:
         table = Table(title="per layer (last measured run)")
-        for name in ("#", "op", "output", "MACs", unit, "share", f"{unit}/MAC"):
-            table.add_column(name, justify="left" if name in ("op", "output") else "right")
+        for name in ("#", "op", "output", "MACs", unit, "share", f"{unit}/MAC", "kernel"):
+            table.add_column(
+                name, justify="left" if name in ("op", "output", "kernel") else "right"
+            )
         total = sum(layer.counts for layer in self.layers) or 1
         for layer in self.layers:
             per_mac = f"{layer.counts / layer.macs:.2f}" if layer.macs else "-"
@@ -284,6 +377,7 @@ class Report:
                 f"{layer.counts:,}",
                 f"{layer.counts / total:.1%}",
                 per_mac,
+                layer.kernel + (f" ({layer.note})" if layer.note else ""),
             )
         return table
 

@@ -149,11 +149,34 @@ static uint16_t inputs_crc(void)
     return crc;
 }
 
+static uint32_t layer_next;
+static uint32_t layer_prev;
+
+void hil_layer_end(void)
+{
+    const uint32_t now = hil_port_time_now();
+    if (layer_next < hil_model_num_layers && layer_next < HIL_MAX_LAYERS) {
+        layer_counts[layer_next++] = now - layer_prev;
+    }
+    layer_prev = now;
+}
+
 /* One inference, timing each layer; returns the counts of the whole inference. */
 static uint32_t run_once(void)
 {
     hil_port_time_start();
     const uint32_t start = hil_port_time_now();
+    if (hil_model_invoke) {
+        /* An interpreter runs the whole model and marks each layer's end itself. */
+        layer_next = 0;
+        layer_prev = start;
+        hil_model_invoke();
+        const uint32_t end = hil_port_time_now();
+        while (layer_next < hil_model_num_layers && layer_next < HIL_MAX_LAYERS) {
+            layer_counts[layer_next++] = 0;
+        }
+        return end - start;
+    }
     uint32_t prev = start;
     for (uint32_t i = 0; i < hil_model_num_layers; i++) {
         hil_model_layers[i]();
@@ -238,6 +261,9 @@ static void handle_echo(void)
 int main(void)
 {
     hil_port_init();
+    if (hil_model_init) {
+        hil_model_init();
+    }
     for (;;) {
         hil_frame_receive(&req);
         hil_current_seq = req.seq;

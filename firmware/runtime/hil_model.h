@@ -10,6 +10,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" { /* a backend may generate its model in C++ (TFLM) */
+#endif
+
 /* Element type codes of an I/O tensor, as the host protocol reports them. */
 enum hil_dtype {
     HIL_DTYPE_INT8 = 0,
@@ -40,5 +44,22 @@ extern const uint32_t hil_model_num_layers;
 extern const uint32_t hil_model_arena_bytes;
 /* 32-bit hash of the generated source, so the host can tell it talks to the image it built. */
 extern const uint32_t hil_model_id;
+
+/* Optional hooks of a model (weak: a model that does not define one leaves it NULL).
+ * hil_model_init: called once at start-up, before the first request is served (e.g. to set
+ *   up an interpreter in its arena; no C++ static constructors run on this runtime).
+ * hil_model_invoke: a model that cannot run layer by layer (an interpreter, e.g. TFLM) runs one
+ *   whole inference here and calls hil_layer_end() as each of its hil_model_num_layers layers
+ *   ends; the runtime then never calls hil_model_layers[] (define it, e.g. { 0 }). */
+void hil_model_init(void) __attribute__((weak));
+void hil_model_invoke(void) __attribute__((weak));
+
+/* Provided by the runtime for hil_model_invoke: the layer running since the inference began or
+ * since the last call has ended (its count is taken now). */
+void hil_layer_end(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* HIL_MODEL_H */

@@ -19,11 +19,21 @@ class CArray:
 
 @dataclass
 class LoweredOp:
-    """One operator as C: the statements that run it and the constants they use."""
+    """One operator as C: the statements that run it and the constants they use.
+
+    `kernel` names the function that does the work (for the report; derived from `call` when
+    empty); `note` says why a backend used it instead of its own kernel (a fallback).
+    """
 
     call: str
     constants: list[CArray] = field(default_factory=list)
     macs: int = 0
+    kernel: str = ""
+    note: str = ""
+
+
+def _no_scratch(nbytes: int) -> str:
+    raise ValueError("this code generator plans no scratch buffers (the plan was given)")
 
 
 @dataclass
@@ -32,8 +42,11 @@ class LowerContext:
 
     `tensor_ref(i)` returns a C pointer expression for tensor i (arena offset for activations,
     the array name for constants); `prefix` is unique per operator (e.g. "l3") so constant names
-    never collide.
+    never collide. `scratch(nbytes)` asks for a scratch buffer of the operator's own, live only
+    while it runs, and returns a `void *` C expression for it (`(void *)0` for 0 bytes); the
+    planner places it after every operator is lowered.
     """
 
     tensor_ref: Callable[[int], str]
     prefix: str
+    scratch: Callable[[int], str] = _no_scratch

@@ -22,7 +22,13 @@ from hil.reference.inputs import (
     output_specs,
     random_inputs,
 )
-from hil.reference.runner import DEFAULT_TIMEOUT_S, ReferenceRun, reference_outputs, run_reference
+from hil.reference.runner import (
+    DEFAULT_TIMEOUT_S,
+    ReferenceRun,
+    reference_outputs,
+    reference_tensors,
+    run_reference,
+)
 
 __all__ = [
     "CHOICES",
@@ -38,5 +44,6 @@ __all__ = [
     "output_specs",
     "random_inputs",
     "reference_outputs",
+    "reference_tensors",
     "run_reference",
 ]

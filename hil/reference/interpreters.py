@@ -84,6 +84,30 @@ class LiteRT:
             raise Refused(f"LiteRT failed to run the model: {_one_line(exc)}") from exc
         return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 
+    def run_tensors(
+        self, model: bytes, inputs: list[np.ndarray], tensors: list[int]
+    ) -> dict[int, np.ndarray]:
+        """The given tensors (model file indices) after one run, intermediate ones included
+        (`experimental_preserve_all_tensors`: nothing is overwritten): for --layers-diff."""
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        except ImportError as exc:
+            raise Refused(f"ai-edge-litert is not installed ({exc}): pip install it") from exc
+        try:
+            interp = Interpreter(
+                model_content=model,
+                num_threads=1,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                experimental_preserve_all_tensors=True,
+            )
+            interp.allocate_tensors()
+            for d, x in zip(interp.get_input_details(), inputs, strict=True):
+                interp.set_tensor(d["index"], x)
+            interp.invoke()
+            return {t: interp.get_tensor(t).copy() for t in tensors}
+        except (ValueError, RuntimeError) as exc:
+            raise Refused(f"LiteRT failed to keep the model's tensors: {_one_line(exc)}") from exc
+
 
 class TFLM:
     name = "tflm"

@@ -125,6 +125,43 @@ def reference_outputs(
     return run.outputs
 
 
+def reference_tensors(
+    model: bytes,
+    inputs: list[np.ndarray],
+    tensors: list[int],
+    reference: str = "litert",
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[int, np.ndarray]:
+    """Tensors `tensors` (model file indices, intermediate ones included) after one run of
+    `reference` on `inputs`, for --layers-diff; ReferenceUnavailable says why not."""
+    if reference not in INTERPRETERS:
+        raise ValueError(f"unknown reference {reference!r}; known: {sorted(INTERPRETERS)}")
+    request = {
+        "reference": reference,
+        "model": bytes(model),
+        "inputs": [np.ascontiguousarray(x) for x in inputs],
+        "arena_bytes": max(16 * len(model), _MIN_TFLM_ARENA),
+        "tensors": [int(t) for t in tensors],
+    }
+    short = INTERPRETERS[reference].title.split(" (")[0]
+    try:
+        done = subprocess.run(
+            [sys.executable, *_WORKER],
+            input=pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL),
+            capture_output=True, timeout=timeout, env=_child_env(), check=False,
+        )  # fmt: skip
+        answer = pickle.loads(done.stdout) if done.returncode == 0 else {}
+    except subprocess.TimeoutExpired:
+        raise ReferenceUnavailable(f"{short} did not finish within {timeout:g} s") from None
+    except Exception as exc:  # cannot start, or a garbled answer: the child's fault
+        raise ReferenceUnavailable(f"{short} gave no intermediate tensors ({exc})") from exc
+    if "tensors" in answer:
+        return dict(answer["tensors"])
+    why = answer.get("refused") or _last_words(done.stderr) or f"exit code {done.returncode}"
+    raise ReferenceUnavailable(f"{short} gave no intermediate tensors: {why}")
+
+
 def _child_env() -> dict[str, str]:
     """The caller's environment, with this `hil` importable (-P drops the current directory)."""
     env = dict(os.environ)
