@@ -54,6 +54,21 @@ def _table(title: str, counts: Counter[tuple[str, str]], strategies: list[str]) 
     return table
 
 
+def _spread(survivors: list[Mutant], n: int) -> list[Mutant]:
+    """`n` survivors taken in turn from each (model, strategy) group, so the sample is not
+    dominated by the mutations the importer accepts most often."""
+    groups: dict[tuple[str, str], list[Mutant]] = {}
+    for m in survivors:
+        groups.setdefault((m.source, m.strategy), []).append(m)
+    queues = list(groups.values())
+    sample: list[Mutant] = []
+    depth = 0
+    while len(sample) < n and any(depth < len(q) for q in queues):
+        sample += [q[depth] for q in queues if depth < len(q)][: n - len(sample)]
+        depth += 1
+    return sample
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="import-level mutants in all")
@@ -89,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 survivors.append(m)
     import_s = time.monotonic() - started
 
-    # Spread the profiled sample over models and strategies: every n-th survivor.
-    step = max(1, len(survivors) // max(args.profile_sample, 1))
-    sample = survivors[::step][: args.profile_sample]
+    sample = _spread(survivors, args.profile_sample)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hil-fuzz-") as tmp:
         cache = Path(tmp) / "cache"
