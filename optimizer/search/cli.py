@@ -66,8 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
-    from optimizer.search.loop import resume_search, start_search
-
     display = "plain" if args.plain else "auto"
     if args.resume:
         if args.config or args.out:
@@ -77,7 +75,13 @@ def search(args: argparse.Namespace) -> int:
                 "--seed and --algorithm cannot change when resuming: a resumed search "
                 "continues with its own; start a new run to change them"
             )
-        summary = resume_search(args.resume, budget=args.budget, workers=args.workers,
+        from optimizer.search.store import RunStore
+
+        # The lock first, before the slow imports: a second process is refused at once.
+        store = RunStore.resume(args.resume)
+        from optimizer.search.loop import resume_search
+
+        summary = resume_search(store, budget=args.budget, workers=args.workers,
                                 ray_address=args.ray, display=display)
     else:
         if not args.config or not args.out:
@@ -85,6 +89,8 @@ def search(args: argparse.Namespace) -> int:
                 "usage: hil search CONFIG.toml --out RUN (a new search) or "
                 "hil search --resume RUN (continue one)"
             )
+        from optimizer.search.loop import start_search
+
         overrides = {"budget": args.budget, "workers": args.workers, "seed": args.seed,
                      "algorithm": args.algorithm}
         summary = start_search(args.config, args.out, overrides=overrides, ray_address=args.ray,

@@ -249,7 +249,8 @@ def _profile_on(
     finally:
         end = time.monotonic()
         outcome.timings[f"profile@{board_name}"] = round(end - start, 3)
-        for (step, t0), (_, t1) in zip(steps, [*steps[1:], ("", end)], strict=True):
+        ends = [t for _, t in steps[1:]] + [end]
+        for (step, t0), t1 in zip(steps, ends, strict=False):
             outcome.timings[f"{step}@{board_name}"] = round(t1 - t0, 3)
     if kind is not None:
         outcome.ok, outcome.failure_kind = False, kind
@@ -264,13 +265,15 @@ def _profile_on(
     # figures valid (the report says why, in check_note).
     check = data.get("check", "passed" if rep.outputs_match else "failed")
     if fault == "mismatch" or check == "failed":
-        injected = f" (injected by {INJECT_ENV})" if fault == "mismatch" else ""
         outcome.ok, outcome.failure_kind = False, "mismatch"
-        outcome.reason = (
-            f"{board_name}: the device's outputs differ from the reference by up to "
-            f"{data.get('max_abs_diff')} LSB (more than 1): the generated model is wrong"
-            f"{injected}"
-        )
+        if fault == "mismatch":
+            outcome.reason = (f"{board_name}: the device's outputs are treated as differing "
+                              f"from the reference (injected by {INJECT_ENV})")
+        else:
+            outcome.reason = (
+                f"{board_name}: the device's outputs differ from the reference by up to "
+                f"{data.get('max_abs_diff')} LSB (more than 1): the generated model is wrong"
+            )
         return True
     return False
 
@@ -286,7 +289,7 @@ def _injected_error(fault: str, board: str) -> HilError:
     return TargetFault(f"the target {board} reported a HardFault ({text})")
 
 
-_LINKER_NEED = re.compile(r"\b(FLASH|RAM) needs (\d+) bytes")
+_LINKER_NEED = re.compile(r"\b(flash|ram) needs ([\d,]+) bytes", re.IGNORECASE)
 _WEIGHTS_NEED = re.compile(r"([\d,]+(?:\.\d+)?) KiB of weights")
 _ARENA_NEED = re.compile(r"a ([\d,]+(?:\.\d+)?) KiB activation arena")
 
@@ -296,7 +299,8 @@ def parse_needs(message: str) -> dict[str, int]:
     linker's exact figure per region, else the weights / activation-arena lower bound."""
     needs: dict[str, int] = {}
     for region, nbytes in _LINKER_NEED.findall(message):
-        needs["flash_bytes" if region == "FLASH" else "ram_bytes"] = int(nbytes)
+        needs["flash_bytes" if region.lower() == "flash" else "ram_bytes"] = int(
+            nbytes.replace(",", ""))
     for pattern, key in ((_WEIGHTS_NEED, "flash_bytes"), (_ARENA_NEED, "ram_bytes")):
         m = pattern.search(message)
         if m and key not in needs:

@@ -109,16 +109,18 @@ def start_search(
 
 
 def resume_search(
-    run_dir: str | Path,
+    run: str | Path | RunStore,
     *,
     budget: int | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
     display: str = "auto",
 ) -> Summary:
-    """`hil search --resume RUN`: continue a stopped or killed search where it was."""
+    """`hil search --resume RUN`: continue a stopped or killed search where it was. `run` is
+    the run directory, or a store the caller has already opened (and locked) for it."""
     parse_injections(_inject_env())
-    store = RunStore.resume(run_dir)
+    store = run if isinstance(run, RunStore) else RunStore.resume(run)
+    run_dir = store.run_dir
     try:
         overrides = {"workers": workers}
         cfg = SearchConfig.from_mapping(store.meta("config_doc"),
