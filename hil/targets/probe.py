@@ -166,10 +166,18 @@ def check_capabilities(probe: Any, settings: ProbeSettings) -> None:
         )
 
 
+#: The nRF52 CTRL-AP's IDR, version bits (31:28) masked.
+_CTRL_AP_IDR = 0x02880000
+
+
 def _is_locked(target: Any) -> bool:
-    """An nRF52 whose CTRL-AP reports APPROTECT enabled (False for other chips or on errors)."""
+    """An nRF52 whose CTRL-AP (checked by its IDR, so another chip never looks locked) reports
+    APPROTECT enabled; False for other chips or on errors."""
     check = getattr(target, "is_locked", None)
-    if check is None or getattr(target, "ctrl_ap", None) is None:
+    ctrl_ap = getattr(target, "ctrl_ap", None)
+    if check is None or ctrl_ap is None:
+        return False
+    if (getattr(ctrl_ap, "idr", 0) or 0) & 0x0FFFFFFF != _CTRL_AP_IDR:
         return False
     try:
         return bool(check())
@@ -186,10 +194,10 @@ def _locked_error(probe_id: str, settings: ProbeSettings) -> TargetLockedError:
     )
 
 
-def open_session(probe: Any, settings: ProbeSettings, *, unlock: bool) -> Any:
-    """An opened pyOCD session on `probe` for the board's target."""
-    exceptions, connect_helper, _, _ = _pyocd()
-    session = connect_helper.session_with_chosen_probe(
+def _new_session(connect_helper: Any, probe: Any, settings: ProbeSettings, unlock: bool) -> Any:
+    """A pyOCD session for the probe, not opened yet: no prompt (the exact unique id, never
+    blocking), no config file from the working directory, no unlock unless asked."""
+    return connect_helper.session_with_chosen_probe(
         blocking=False,
         unique_id=probe.unique_id,
         auto_open=False,
@@ -203,6 +211,18 @@ def open_session(probe: Any, settings: ProbeSettings, *, unlock: bool) -> Any:
         chip_erase="sector",
         smart_flash=False,
     )
+
+
+def open_session(probe: Any, settings: ProbeSettings, *, unlock: bool) -> Any:
+    """An opened pyOCD session on `probe` for the board's target."""
+    exceptions, connect_helper, _, _ = _pyocd()
+    try:
+        session = _new_session(connect_helper, probe, settings, unlock)
+    except exceptions.TargetSupportError as exc:
+        raise WrongTargetError(
+            f"pyOCD does not know the target {settings.target!r} ({exc}); fix [run] target in "
+            "the board's board.toml (`pyocd list --targets` lists them)"
+        ) from exc
     if session is None:
         raise NoProbeError(
             f"debug probe {probe.unique_id} went away before the session opened; replug it"
@@ -229,14 +249,17 @@ def open_session(probe: Any, settings: ProbeSettings, *, unlock: bool) -> Any:
             f"pyOCD does not know the target {settings.target!r} ({text}); fix [run] target "
             "in the board's board.toml (`pyocd list --targets` lists them)"
         ) from exc
-    except exceptions.Error as exc:
+    except HilError:
+        raise
+    except Exception as exc:  # pyOCD fails some connects with KeyError and the like
         target = session.board.target if session.board is not None else None
         locked = target is not None and _is_locked(target)
         release()
         if locked:
             raise _locked_error(probe.unique_id, settings) from exc
+        reason = str(exc).rstrip(".")
         raise ConnectError(
-            f"cannot connect to the {settings.target} through probe {probe.unique_id}: {exc}. "
+            f"cannot connect to the {settings.target} through probe {probe.unique_id}: {reason}. "
             "Check the SWD wiring (SWCLK, SWDIO, GND), that the board is powered, and that it "
             f"is a {settings.target}"
         ) from exc
