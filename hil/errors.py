@@ -71,6 +71,12 @@ class TargetTimeout(TargetError):
     failure = "no-answer"
 
 
+class LinkLost(TargetTimeout):
+    """The serial link went away in the middle of a request: the board reset (its USB serial
+    adapter may re-enumerate) or was unplugged. For the run it is a board that stopped
+    answering."""
+
+
 class TargetFault(TargetError):
     """The target reported a HardFault (or QEMU stopped on a CPU lockup)."""
 

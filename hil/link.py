@@ -26,6 +26,7 @@ import serial
 from hil.errors import (
     HilError,
     InputError,
+    LinkLost,
     PortBusyError,
     ProtocolError,
     TargetError,
@@ -87,6 +88,15 @@ _STALL_S = 0.05
 _QUICK_WAIT_S = 0.5
 #: Zero bytes that complete any partial frame on the device: header, MAX_PAYLOAD, CRC and more.
 _FLUSH_BYTES = MAX_PAYLOAD + 8
+#: What pyserial raises when a port goes away under it (termios.error is no OSError: a USB
+#: adapter that re-enumerates makes tcdrain fail with it).
+_LINK_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError)
+try:
+    import termios
+
+    _LINK_ERRORS += (termios.error,)
+except ImportError:  # not POSIX
+    pass
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -458,8 +468,8 @@ class DeviceLink:
         try:
             self._port.write(data)
             self._port.flush()
-        except (serial.SerialException, OSError) as exc:
-            raise TargetError(f"lost the connection to the target at {self.url}: {exc}") from exc
+        except _LINK_ERRORS as exc:
+            raise LinkLost(f"lost the connection to the target at {self.url}: {exc}") from exc
 
     def _drain(self) -> bool:
         """Drop whatever the device sent that nobody asked for yet; True if there was some."""
@@ -469,10 +479,8 @@ class DeviceLink:
         for _ in range(64):  # bounded: a device that never stops talking fails in _await
             try:
                 data = self._port.read(4096)
-            except (serial.SerialException, OSError) as exc:
-                raise TargetError(
-                    f"lost the connection to the target at {self.url}: {exc}"
-                ) from exc
+            except _LINK_ERRORS as exc:
+                raise LinkLost(f"lost the connection to the target at {self.url}: {exc}") from exc
             if not data:
                 break
             found = True
@@ -501,8 +509,8 @@ class DeviceLink:
             self._port.timeout = min(left, _STALL_S)
             try:
                 data = self._port.read(need)
-            except (serial.SerialException, OSError) as exc:
-                raise TargetError(
+            except _LINK_ERRORS as exc:
+                raise LinkLost(
                     f"lost the connection to the target at {self.url} waiting for {name}: {exc}"
                 ) from exc
             self._rx += data
