@@ -100,6 +100,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         reference=args.reference,
         backend=args.backend,
         layers_diff=args.layers_diff,
+        **_board_options(args),
     )
     if args.json == "-":
         sys.stdout.write(report.to_json() + "\n")
@@ -155,6 +156,7 @@ def _profile_all_backends(
         progress=not args.quiet,
         reference=args.reference,
         layers_diff=args.layers_diff,
+        **_board_options(args),
     )
     if args.json:
         import json
@@ -185,6 +187,62 @@ def _profile_all_backends(
     if any(r.check == CHECK_NOT_DONE for r in reports):
         return EXIT_UNCHECKED
     return EXIT_BUDGET if any(not r.within_budget for r in reports) else EXIT_OK
+
+
+def _board_options(args: argparse.Namespace) -> dict[str, object]:
+    """--probe/--port/--hardware-map/--unlock/--uf2 as hil.profile keywords."""
+    return {
+        "probe": args.probe,
+        "port": args.port,
+        "hardware_map": args.hardware_map,
+        "unlock": args.unlock,
+        "uf2": args.uf2,
+    }
+
+
+def _add_board_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("physical boards (docs/bench-setup.md)")
+    g.add_argument("--probe", metavar="ID", help="pyOCD unique id of the debug probe to use")
+    g.add_argument("--port", metavar="DEV", help="serial port of the board (e.g. /dev/ttyACM0)")
+    g.add_argument(
+        "--hardware-map",
+        metavar="PATH",
+        help="hardware map: probe and port per board instance (default $HIL_HARDWARE_MAP or "
+        "./hardware-map.toml; `hil doctor --write-map` writes one)",
+    )
+    g.add_argument(
+        "--unlock",
+        action="store_true",
+        help="allow mass-erasing a locked nRF52 (erases the whole chip, bootloader included)",
+    )
+    g.add_argument(
+        "--uf2",
+        action="store_true",
+        help="load a Pico by UF2 copy to its mounted RPI-RP2 drive instead of a probe",
+    )
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from hil.doctor import PLACEHOLDER_TYPE, diagnose, render, write_map
+
+    found = diagnose(Path(args.hardware_map) if args.hardware_map else None)
+    print(render(found))
+    if args.write_map:
+        entries = write_map(found, Path(args.write_map), force=args.force)
+        todo = sum(e.type == PLACEHOLDER_TYPE for e in entries)
+        note = f"; set the board type of {todo} entr{'y' if todo == 1 else 'ies'}" if todo else ""
+        print(f"wrote {args.write_map} with {len(entries)} board(s){note}")
+    return EXIT_OK
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from hil.image_build import build_images
+
+    files = build_images(args.model, args.board, args.out, backend=args.backend)
+    for f in files:
+        where = f" at 0x{f.address:08x}" if f.address is not None else ""
+        print(f"{f.path}  {f.size:,} bytes{where}")
+    return EXIT_OK
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
@@ -264,6 +322,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress and no table")
     p.set_defaults(func=_cmd_profile)
+
+    _add_board_options(p)
+
+    bd = sub.add_parser(
+        "build",
+        help="write a board's firmware for a model (ELF, .bin, .uf2 or .hex) without running it",
+        description="Build MODEL for --board and write the ELF and the board's image files "
+        "(a .bin; a .uf2 for the Pico; an Intel .hex at 0x10000 for the Nano) into --out.",
+    )
+    bd.add_argument("model", metavar="MODEL.tflite", help="int8 TFLite model")
+    bd.add_argument("--board", required=True, help="board name (see `hil boards`)")
+    bd.add_argument("--out", required=True, metavar="DIR", help="folder for the files")
+    bd.add_argument("--backend", default="own", choices=["own", "cmsis-nn", "tflm"],
+                    help="what runs the model (default: the bench's own kernels)")  # fmt: skip
+    bd.set_defaults(func=_cmd_build)
+
+    dr = sub.add_parser(
+        "doctor",
+        help="list toolchain, QEMU, debug probes and serial ports, and which board each is",
+    )
+    dr.add_argument("--hardware-map", metavar="PATH", help="hardware map to pair devices with")
+    dr.add_argument("--write-map", metavar="PATH", help="write a starting hardware map there")
+    dr.add_argument("--force", action="store_true", help="let --write-map overwrite a file")
+    dr.set_defaults(func=_cmd_doctor)
 
     b = sub.add_parser("boards", help="list the boards the bench knows")
     b.set_defaults(func=_cmd_boards)

@@ -98,6 +98,11 @@ def load_hardware_map(path: str | Path) -> list[BoardInstance]:
         for key in _KEYS - {"id", "type"}:
             if key in entry and not isinstance(entry[key], str):
                 raise BoardError(f"{where}: {key!r} must be a string, not {entry[key]!r}")
+        if entry["type"] == "FIXME":
+            raise BoardError(
+                f"{where} ({entry['id']}): set type to the board wired to probe "
+                f"{entry.get('probe', '?')} (e.g. pico, nano33ble; `hil boards` lists them)"
+            )
         if any(i.id == entry["id"] for i in instances):
             raise BoardError(f"{where}: id {entry['id']!r} is used twice")
         instances.append(BoardInstance(**entry))

@@ -130,6 +130,11 @@ def timing_note(timing_source: str, clock_hz: int, counts_per_second: int, repre
         )
     if timing_source == "dwt-cyccnt":
         return f"CPU cycles from the DWT cycle counter at {mhz}"
+    if timing_source == "systick-cycles":
+        return (
+            f"CPU cycles from SysTick on the processor clock at {mhz} (the core has no cycle "
+            f"counter; the 1 MHz TIMER cross-checked the clock at start-up)"
+        )
     return f"{timing_source} ticks at {counts_per_second:,} Hz (CPU clock {mhz})"
 
 

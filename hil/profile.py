@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from hil.graph import Graph
     from hil.link import RunResult
     from hil.planner import ArenaPlan
+    from hil.targets import Target
 
 ModelSource = str | Path | bytes
 
-#: Instructions per second QEMU reaches at worst on a loaded host, for the target timeout.
-_SLOWEST_IPS = 20e6
-#: Instructions per MAC of the slowest kernels (reference-style loops on a Cortex-M0).
-_WORST_INSTRUCTIONS_PER_MAC = 40
-_BASE_TIMEOUT_S = 20.0
+#: Timing sources that count CPU cycles: the device's counts per second must be the clock.
+_CYCLE_SOURCES = ("dwt-cyccnt", "systick-cycles")
+#: How far a board's reported counter frequency may be from its board.toml clock.
+_CLOCK_TOLERANCE = 0.01
 
 
 def profile(
@@ -52,6 +52,11 @@ def profile(
     on_step: Callable[[str], None] | None = None,
     backend: str = "own",
     layers_diff: bool = False,
+    probe: str | None = None,
+    port: str | None = None,
+    hardware_map: str | Path | None = None,
+    unlock: bool = False,
+    uf2: bool = False,
 ) -> Report:
     """Measure `model` on `board`: latency, flash, RAM and correctness against a reference.
 
@@ -69,6 +74,10 @@ def profile(
     `layers_diff` builds an image that keeps every intermediate tensor, reads each back and
     compares it with the reference interpreter's (`Report.layers_diff`); its latency and RAM
     are those of that image, not of a deployment.
+    On a physical board, `probe` (pyOCD unique id) and `port` (serial device) pick the board
+    instance, else the hardware map (`hardware_map`, $HIL_HARDWARE_MAP or ./hardware-map.toml)
+    or discovery does; `unlock` allows mass-erasing a locked nRF52; `uf2` loads a Pico by UF2
+    copy instead of its probe (docs/bench-setup.md).
     Raises a HilError subclass for anything that stops the measurement.
     """
     from hil.backends import get_backend, require_available
@@ -78,7 +87,7 @@ def profile(
     from hil.measure import compare_outputs, convert_counts, elf_sizes, latency
     from hil.reference import check as reference_check
     from hil.reference import check_inputs, input_specs, random_inputs
-    from hil.targets import open_target
+    from hil.targets import TargetOptions, open_target
     from hil.tools import bench_version
 
     if runs < 1:
@@ -94,7 +103,9 @@ def profile(
     runner = get_backend(backend)
     require_available(runner)  # a missing checkout is reported now, not after the import
     target_board = board if not isinstance(board, str) else load_board(board)
-    target = open_target(target_board)
+    options = TargetOptions(probe=probe, port=port, unlock=unlock, uf2=uf2,
+                            hardware_map=Path(hardware_map) if hardware_map else None)  # fmt: skip
+    target = open_target(target_board, options)
     target.check_tools()  # a missing emulator is reported now, not after a build
 
     with steps("import"):
@@ -129,7 +140,8 @@ def profile(
     sizes = elf_sizes(built.elf)
 
     with steps(f"run on {target_board.name}"):
-        device = _run_on_target(target_board, built.elf, project, inputs, runs, warmup)
+        device = _run_on_target(target_board, target, built.elf, project, inputs, runs, warmup)
+    board_facts = {**target_board.memory, **target.provenance()}
     lsbs = _output_lsbs(graph)
 
     def compare(expected: list[np.ndarray]) -> tuple[float, float]:
@@ -204,6 +216,9 @@ def profile(
         arena_used_bytes=project.arena_used_bytes,
         scratch_bytes=project.scratch_bytes,
         layers_diff=diff,
+        clock_hz=target_board.clock_hz,
+        board_serial=board_facts.pop("serial", ""),
+        board_details=board_facts,
     )
 
 
@@ -279,6 +294,7 @@ class _DeviceRun:
 
 def _run_on_target(
     board: Board,
+    target: Target,
     elf: Path,
     project: GeneratedProject,
     inputs: list[np.ndarray],
@@ -287,15 +303,16 @@ def _run_on_target(
 ) -> _DeviceRun:
     """Start the target with `elf`, check it runs this model, feed inputs, run, read outputs."""
     from hil.link import DeviceLink
-    from hil.targets import open_target
 
-    # The link's timeout bounds one inference (and every other request).
-    timeout = _BASE_TIMEOUT_S + project.macs * _WORST_INSTRUCTIONS_PER_MAC / _SLOWEST_IPS
+    # The link's timeout bounds one inference (and every other request); each target kind
+    # knows how slow it can be (QEMU on a loaded host, a board at its own clock).
+    timeout = target.link_timeout(project.macs)
     with (
-        open_target(board).session(elf) as url,
-        DeviceLink(url, timeout=timeout, baudrate=board.serial.baudrate) as link,
+        target.session(elf) as url,
+        DeviceLink(url, timeout=timeout, baudrate=board.serial.baudrate, exclusive=True) as link,
     ):
         info = link.expect_model(project.model_id)
+        _check_clock(board, info.counts_per_second)
         for i, x in enumerate(inputs):
             link.write_input(i, np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes())
         result = link.run(runs, warmup)
@@ -312,6 +329,20 @@ def _run_on_target(
         ]
     n = len(project.outputs)
     return _DeviceRun(result, outputs[:n], info.counts_per_second, outputs[n:])
+
+
+def _check_clock(board: Board, counts_per_second: int) -> None:
+    """A board that counts cycles reports its clock as the counter's frequency (the Pico's
+    port measures it against its 1 MHz TIMER): a clock other than board.toml's means the
+    PLL or clock set-up failed, and every latency in ms would be wrong."""
+    if board.timing_source not in _CYCLE_SOURCES:
+        return
+    if abs(counts_per_second - board.clock_hz) > _CLOCK_TOLERANCE * board.clock_hz:
+        raise TargetError(
+            f"{board.name} runs its CPU at {counts_per_second / 1e6:.3f} MHz, not the "
+            f"{board.clock_hz / 1e6:g} MHz of its board.toml: the clock set-up in its port "
+            "failed (crystal, PLL); the latencies would be wrong, so nothing was measured"
+        )
 
 
 def _layers_diff(

@@ -241,6 +241,13 @@ class Report:
     scratch_bytes: int = 0
     #: `hil profile --layers-diff`: each intermediate tensor against the reference's.
     layers_diff: LayersDiff | None = None
+    #: The board's CPU clock (latency_ms is at this clock), the serial number of the board
+    #: instance measured (physical boards: the probe's id, which the hardware map ties to the
+    #: board), and facts about it: instance, probe, port, where code, weights and activations
+    #: live, cache settings.
+    clock_hz: int = 0
+    board_serial: str = ""
+    board_details: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.check:
@@ -328,6 +335,12 @@ class Report:
         summary.add_row("build", build)
         summary.add_row("provenance", Text(self._provenance_text(), style="dim"))
         summary.add_row("timing", Text(self.timing_note, style="dim"))
+        if self.board_serial or self.board_details:
+            facts = [f"serial {self.board_serial}"] if self.board_serial else []
+            if self.clock_hz:
+                facts.append(f"{self.clock_hz / 1e6:g} MHz")
+            facts += [f"{k}: {v}" for k, v in self.board_details.items()]
+            summary.add_row("board", Text("; ".join(facts), style="dim"))
         parts: list[Any] = [summary, self._layer_table(unit)]
         if self.layers_diff is not None:
             parts.append(self._diff_table())
@@ -386,7 +399,8 @@ class Report:
 
 
 def _count_unit(timing_source: str) -> str:
-    return {"qemu-icount": "instructions", "dwt-cyccnt": "cycles"}.get(timing_source, "ticks")
+    units = {"qemu-icount": "instructions", "dwt-cyccnt": "cycles", "systick-cycles": "cycles"}
+    return units.get(timing_source, "ticks")
 
 
 def _bytes_of(used: int, available: int) -> str:

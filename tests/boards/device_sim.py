@@ -34,7 +34,10 @@ from hil.link import (
     crc16,
     encode_frame,
 )
+from hil.serial_ports import PortInfo
 
+#: The USB serial number a Raspberry Pi Debug Probe's UART would report (= the probe's id).
+PROBE_SERIAL = "E6614103E7A1B2C3"
 IO_BYTES = 16
 LAYERS = 3
 COUNTS_PER_SECOND = 125_000_000
@@ -206,3 +209,18 @@ class SimDevice:
             self._reply(kind | RSP_FLAG, seq, bytes(self.outputs[offset : offset + n]))
         else:
             self._reply(RSP_ERROR, seq, struct.pack("<BBI", 3, kind, 0))
+
+
+def debug_probe_port(device: SimDevice) -> PortInfo:
+    """A list_ports entry for a Debug Probe UART that follows the device's current pty."""
+    class Live(PortInfo):
+        @property
+        def device(self) -> str:  # type: ignore[override]
+            return device.path
+
+    port = Live.__new__(Live)
+    object.__setattr__(port, "vid", 0x2E8A)
+    object.__setattr__(port, "pid", 0x000C)
+    object.__setattr__(port, "serial_number", PROBE_SERIAL)
+    object.__setattr__(port, "description", "Debug Probe (CMSIS-DAP)")
+    return port

@@ -10,14 +10,19 @@ import os
 import time
 
 import pytest
-from boards.device_sim import IO_BYTES, MODEL_ID, Behaviour, SimDevice
+from boards.device_sim import (
+    IO_BYTES,
+    MODEL_ID,
+    PROBE_SERIAL,
+    Behaviour,
+    SimDevice,
+    debug_probe_port,
+)
 
 from hil import serial_ports
 from hil.errors import PortBusyError, SerialPortError, TargetTimeout, failure_class
 from hil.link import DeviceLink
 from hil.serial_ports import PortInfo, find_port, wait_for_firmware
-
-PROBE_SERIAL = "E6614103E7A1B2C3"
 
 
 @pytest.fixture
@@ -27,20 +32,6 @@ def ports(monkeypatch: pytest.MonkeyPatch) -> list[PortInfo]:
     listed: list[PortInfo] = []
     monkeypatch.setattr(serial_ports, "list_ports", lambda: list(listed))
     return listed
-
-
-def debug_probe_port(device: SimDevice) -> PortInfo:
-    class Live(PortInfo):
-        @property
-        def device(self) -> str:  # type: ignore[override]
-            return device.path
-
-    port = Live.__new__(Live)
-    object.__setattr__(port, "vid", 0x2E8A)
-    object.__setattr__(port, "pid", 0x000C)
-    object.__setattr__(port, "serial_number", PROBE_SERIAL)
-    object.__setattr__(port, "description", "Debug Probe (CMSIS-DAP)")
-    return port
 
 
 def run_inference(url: str, timeout: float = 3.0) -> tuple[list[int], bytes]:
