@@ -175,13 +175,10 @@ def exp_on_negative_values(a: np.ndarray) -> np.ndarray:
     return np.where(a == 0, INT32_MAX, result)
 
 
-def softmax_exp_table(in_scale: float, beta: float) -> np.ndarray:
-    """exp(beta * scale * (x - max)) in Q0.31 for x - max = 0, -1, ..., -255 (TFLite's int8 path).
-
-    Differences below TFLite's cut-off (where the scaled difference would not fit Q5.26) are 0:
-    the reference kernel skips them in the sum and outputs the minimum, which a zero entry gives
-    the same way.
-    """
+def softmax_scaling(in_scale: float, beta: float) -> tuple[int, int, int]:
+    """TFLite's int8 softmax input scaling: (Q31 multiplier, left shift, input radius) of
+    beta * scale on the Q5.26 difference scale (PreprocessSoftmaxScaling, CalculateInputRadius);
+    differences below -radius give exp 0. CMSIS-NN's arm_softmax_s8 takes the same three."""
     real = min(float(beta) * float(in_scale) * (1 << (31 - SCALED_DIFF_INTEGER_BITS)), 2**31 - 1.0)
     mult, left_shift = quantize_multiplier(real)
     if left_shift < 0:
@@ -193,6 +190,17 @@ def softmax_exp_table(in_scale: float, beta: float) -> np.ndarray:
         ((1 << SCALED_DIFF_INTEGER_BITS) - 1) * (1 << (31 - SCALED_DIFF_INTEGER_BITS))
         / (1 << left_shift)
     )
+    return mult, left_shift, radius
+
+
+def softmax_exp_table(in_scale: float, beta: float) -> np.ndarray:
+    """exp(beta * scale * (x - max)) in Q0.31 for x - max = 0, -1, ..., -255 (TFLite's int8 path).
+
+    Differences below TFLite's cut-off (where the scaled difference would not fit Q5.26) are 0:
+    the reference kernel skips them in the sum and outputs the minimum, which a zero entry gives
+    the same way.
+    """
+    mult, left_shift, radius = softmax_scaling(in_scale, beta)
     diffs = -np.arange(256, dtype=np.int64)
     rescaled = rounding_doubling_high_mul(diffs * (1 << left_shift), mult)
     table = exp_on_negative_values(np.where(diffs >= -radius, rescaled, 0))

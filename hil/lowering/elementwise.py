@@ -104,17 +104,16 @@ def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
     return mult, shift
 
 
-@register("ADD")
-def lower_add(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
+def add_params(graph: Graph, op: Operator) -> dict[str, int]:
     """TFLite int8 ADD: per-input multipliers to twice the larger input scale, then one output
-    multiplier, all computed in double from the float32 scales."""
+    multiplier, all computed in double from the float32 scales (also CMSIS-NN's arguments)."""
     (q1, q2, qo), (act_min, act_max) = _operands(graph, op)
     s1, s2, so = (float(q.scale[0]) for q in (q1, q2, qo))
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = _smaller_than_one(s1 / twice_max, "input 1")
     m2, sh2 = _smaller_than_one(s2 / twice_max, "input 2")
     mo, sho = _smaller_than_one(twice_max / ((1 << ADD_LEFT_SHIFT) * so), "output")
-    params = {
+    return {
         "input1_offset": -q1.zero_point[0], "input2_offset": -q2.zero_point[0],
         "output_offset": qo.zero_point[0],
         "input1_multiplier": m1, "input1_shift": sh1,
@@ -122,20 +121,27 @@ def lower_add(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         "output_multiplier": mo, "output_shift": sho,
         "left_shift": ADD_LEFT_SHIFT, "act_min": act_min, "act_max": act_max,
     }
-    return _binary_layer(graph, op, ctx, "hil_add_s8", params)
 
 
-@register("MUL")
-def lower_mul(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
+@register("ADD")
+def lower_add(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
+    return _binary_layer(graph, op, ctx, "hil_add_s8", add_params(graph, op))
+
+
+def mul_params(graph: Graph, op: Operator) -> dict[str, int]:
     """TFLite int8 MUL: one multiplier scale1 * scale2 / output_scale, computed in float32."""
     (q1, q2, qo), (act_min, act_max) = _operands(graph, op)
     real = np.float32(q1.scale[0]) * np.float32(q2.scale[0]) / np.float32(qo.scale[0])
     mult, shift = quantize_multiplier(float(real))
-    params = {
+    return {
         "input1_offset": -q1.zero_point[0], "input2_offset": -q2.zero_point[0],
         "output_offset": qo.zero_point[0], "output_multiplier": mult, "output_shift": shift,
         "act_min": act_min, "act_max": act_max,
     }
-    lowered = _binary_layer(graph, op, ctx, "hil_mul_s8", params)
+
+
+@register("MUL")
+def lower_mul(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
+    lowered = _binary_layer(graph, op, ctx, "hil_mul_s8", mul_params(graph, op))
     lowered.macs = graph.tensor(op.outputs[0]).size
     return lowered
