@@ -55,8 +55,8 @@ Reporter = Callable[[str, str], None]
 INJECT_ENV = "HIL_SEARCH_INJECT"
 INJECTABLE = ("train-crash", "diverge", "build-fail", "hang", "fault", "mismatch")
 FAILURE_KINDS = (
-    "training", "diverged", "timeout", "too-large", "build", "hang", "fault", "target",
-    "model", "mismatch", "worker", "interrupted", "error",
+    "training", "diverged", "timeout", "too-large", "build", "flash", "connect", "hang",
+    "fault", "target", "model", "mismatch", "worker", "interrupted", "error",
 )  # fmt: skip
 
 
@@ -204,12 +204,18 @@ def _profile_on(
     from hil.boards import load_board
     from hil.errors import (
         BuildError,
+        ConnectError,
+        FlashError,
         ModelError,
         ModelTooLargeError,
+        NoProbeError,
+        ProbeCapabilityError,
         TargetError,
         TargetFault,
+        TargetLockedError,
         TargetTimeout,
         ToolchainError,
+        WrongTargetError,
     )
 
     board = load_board(board_name, boards_dir=Path(task.boards_dir) if task.boards_dir else None)
@@ -235,6 +241,13 @@ def _profile_on(
         return False
     except BuildError as exc:
         kind, message = "build", str(exc)
+    except FlashError as exc:  # a physical board's flash: never a build failure
+        kind, message = "flash", str(exc)
+    except ConnectError as exc:  # no probe, locked chip, wrong target, port busy ...
+        kind, message = "connect", str(exc)
+        # The bench's set-up, not this candidate: every trial would fail the same way.
+        outcome.fatal = isinstance(exc, NoProbeError | ProbeCapabilityError |
+                                   TargetLockedError | WrongTargetError)  # fmt: skip
     except TargetTimeout as exc:
         kind, message = "hang", str(exc)
     except TargetFault as exc:

@@ -326,3 +326,36 @@ def test_claim_waits_for_a_busy_instance(tmp_path: Path, monkeypatch: pytest.Mon
     with claim([inst], timeout_s=5, poll_s=0.05):
         assert 0.2 < time.monotonic() - start < 4
     holder.join()
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "fatal"),
+    [
+        ("FlashError", "flash", False),
+        ("ConnectError", "connect", False),
+        ("TargetLockedError", "connect", True),
+        ("NoProbeError", "connect", True),
+        ("LinkLost", "hang", False),
+        ("BuildError", "build", False),
+    ],
+)
+def test_failure_classes_reach_the_search_store_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: str, kind: str, fatal: bool
+) -> None:
+    """A flash failure is recorded as `flash`, never as a build failure, and so on."""
+    import hil
+    import hil.errors
+    from optimizer.search import evaluate
+
+    def failing_profile(*args: object, **kwargs: object) -> None:
+        raise getattr(hil.errors, error)(f"simulated {error}")
+
+    monkeypatch.setattr(hil, "profile", failing_profile)
+    task = evaluate.TrialTask(trial_id=1, attempt=1, params={}, dataset="digits", seed=0,
+                              boards=("pico",), boards_dir=None, work_dir=str(tmp_path),
+                              train_timeout_s=1.0)  # fmt: skip
+    outcome = evaluate.TrialOutcome(ok=True)
+    failed = evaluate._profile_on(task, "pico", tmp_path / "m.tflite", None, outcome, [],
+                                  lambda status, stage: None)  # fmt: skip
+    assert failed and outcome.failure_kind == kind and outcome.fatal is fatal
+    assert kind in evaluate.FAILURE_KINDS
