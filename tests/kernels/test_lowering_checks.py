@@ -20,6 +20,7 @@ from hil.lowering.pool import mean_multiplier
 KERNELS = Path(__file__).resolve().parents[2] / "firmware" / "kernels"
 OWN_KERNELS = [
     "hil_conv2d_s8",
+    "hil_gemm_s8",
     "hil_depthwise_conv2d_s8",
     "hil_fully_connected_s8",
     "hil_pool_s8",
