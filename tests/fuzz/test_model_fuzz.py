@@ -17,14 +17,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.convert import session_cache_dir
 from support.model_fuzz import import_outcome, model_paths, profile_outcome
 from support.tflite_mutate import STRATEGIES, Mutant, mutants
 
 SEED = 20261201
 #: In-process imports per model (about 5 ms each).
 IMPORT_MUTANTS = 250
-#: `hil profile` runs per model, of mutants the importer accepts (a few seconds each).
-PROFILED_PER_MODEL = 2
+#: `hil profile` runs per model, of mutants the importer accepts (5 to 12 s each on two cores:
+#: the reference interpreters' start-up dominates).
+PROFILED_PER_MODEL = 1
 
 BUNDLED, SHARED = model_paths()
 MODELS = [pytest.param(p, id=p.stem) for p in BUNDLED + SHARED] + (
@@ -71,33 +73,40 @@ def test_importing_mutants_is_clean(model: Path, tmp_path: Path) -> None:
     assert seen["refused"] > IMPORT_MUTANTS // 4 and seen["accepted"] > 0, seen
 
 
-def _survivors(model: Path, count: int) -> list[Mutant]:
-    """The first mutants of `model` that import cleanly, of different strategies when possible."""
+def _survivors(model: Path, count: int, used: set[str]) -> list[Mutant]:
+    """The first mutants of `model` that import cleanly, each of a strategy not in `used` while
+    there are such (so the few profiled mutants cover as many strategies as they can)."""
     picked: list[Mutant] = []
-    strategies: set[str] = set()
     data = model.read_bytes()
-    for m in mutants(model.name, data, SEED + 1, 20 * len(STRATEGIES)):
-        if m.strategy in strategies or import_outcome(m.data).kind != "accepted":
-            continue
-        picked.append(m)
-        strategies.add(m.strategy)
-        if len(picked) == count:
-            break
+    candidates = list(mutants(model.name, data, SEED + 1, 20 * len(STRATEGIES)))
+    for fresh_only in (True, False):
+        for m in candidates:
+            if len(picked) == count:
+                return picked
+            if m in picked or (fresh_only and m.strategy in used):
+                continue
+            if import_outcome(m.data).kind == "accepted":
+                picked.append(m)
+                used.add(m.strategy)
     return picked
 
 
 @pytest.mark.qemu
-def test_profiling_mutants_ends_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_profiling_mutants_ends_cleanly(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     missing = [t for t in ("cmake", "arm-none-eabi-gcc", "qemu-system-arm") if not shutil.which(t)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not on PATH: run scripts/setup.sh")
-    # A cache of its own: the QEMU left-behind check looks for this path in QEMU's command line.
-    cache = tmp_path_factory.mktemp("fuzz-cache")
+    # A build cache of its own, kept between sessions (the mutants are seeded, so later
+    # sessions reuse their builds); the QEMU left-behind check looks for this path.
+    cache = session_cache_dir(request, tmp_path_factory, "tinyml-hil-fuzz-build")
     work = tmp_path_factory.mktemp("fuzz-mutants")
     failures = []
     kinds: Counter[str] = Counter()
+    used: set[str] = set()
     for model in BUNDLED + SHARED:
-        for i, m in enumerate(_survivors(model, PROFILED_PER_MODEL)):
+        for i, m in enumerate(_survivors(model, PROFILED_PER_MODEL, used)):
             path = work / f"{model.stem}-{i}.tflite"
             path.write_bytes(m.data)
             outcome = profile_outcome(path, cache)
@@ -106,3 +115,4 @@ def test_profiling_mutants_ends_cleanly(tmp_path_factory: pytest.TempPathFactory
                 failures.append((m, outcome))
     assert not failures, _save(failures, work)
     assert sum(kinds.values()) >= len(BUNDLED) * PROFILED_PER_MODEL, kinds
+    assert len(used) >= min(len(BUNDLED + SHARED), len(STRATEGIES)), used

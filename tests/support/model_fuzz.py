@@ -62,7 +62,13 @@ class _Hang(Exception):
 
 @contextlib.contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise _Hang in this (main) thread after `seconds`: an import must never loop forever."""
+    """Raise _Hang in this (main) thread after `seconds`: an import must never loop forever.
+
+    When a timer is already running (pytest-timeout's), it is left alone and guards instead.
+    """
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield
+        return
 
     def alarm(signum: int, frame: object) -> None:
         raise _Hang
@@ -78,9 +84,12 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 def import_outcome(data: bytes, timeout_s: float = 10.0) -> Outcome:
     """Import `data` in this process: accepted, refused (HilError class), traceback or hang."""
+    started = time.monotonic()
     try:
         with _deadline(timeout_s):
             load_tflite_bytes(data, "mutant")
+        if time.monotonic() - started > timeout_s:
+            raise _Hang
     except _Hang:
         return Outcome("hang", f"import took over {timeout_s:g} s")
     except HilError as exc:
@@ -125,7 +134,8 @@ def profile_outcome(path: Path, cache_dir: Path, timeout_s: float = 240.0,
                     board: str = "qemu-m4") -> Outcome:
     """`hil profile PATH` in a child (own session, HIL_CACHE_DIR=cache_dir), one run, JSON on
     stdout; sorted into profiled, refused (by stage), outputs-differ, traceback, signal, hang,
-    bad-exit or leftover-qemu."""
+    bad-exit or leftover-qemu. Use a cache directory only fuzzing uses: a QEMU left behind is
+    found by that path in its command line."""
     env = {**os.environ, "HIL_CACHE_DIR": str(cache_dir)}
     cmd = [str(HIL), "profile", str(path), "--board", board, "--runs", "1", "--warmup", "0",
            "--quiet", "--json", "-"]
@@ -145,12 +155,29 @@ def profile_outcome(path: Path, cache_dir: Path, timeout_s: float = 240.0,
     return outcome
 
 
+def _parent_command(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        return (Path(f"/proc/{ppid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace") if ppid > 1 else "")
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
 def _leftover_qemu(marker: str) -> list[int]:
-    """QEMU of this run still alive after `hil` exited (waited for briefly; then killed)."""
+    """QEMU of this run still alive after `hil` exited (waited for briefly; then killed).
+
+    A QEMU whose parent is a running `hil` belongs to a concurrent run sharing the cache (e.g.
+    another session's fuzzing test); one whose `hil` is gone was left behind.
+    """
     deadline = time.monotonic() + 2.0
-    while (pids := qemu_processes(marker)) and time.monotonic() < deadline:
+    while True:
+        pids = [p for p in qemu_processes(marker) if "bin/hil " not in _parent_command(p)]
+        if not pids or time.monotonic() > deadline:
+            break
         time.sleep(0.1)
-    for pid in pids:  # ours: started by the `hil` child of this run
+    for pid in pids:  # left behind by the `hil` child of this run
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return pids
