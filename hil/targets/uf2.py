@@ -85,12 +85,13 @@ class Uf2Target(PhysicalTarget):
             if len(drives) > 1:
                 raise ConnectError(
                     f"{len(drives)} {label} drives are mounted ({', '.join(map(str, drives))}); "
-                    "name one with --uf2-drive or uf2_drive in the hardware map"
+                    "name one with uf2_drive in the hardware map"
                 )
             if time.monotonic() >= deadline:
                 raise ConnectError(
                     f"no {label} drive is mounted: hold BOOTSEL while plugging the Pico in, "
-                    "mount the drive (docs/bench-setup.md), or give it with --uf2-drive"
+                    "mount the drive (docs/bench-setup.md), or name it with uf2_drive in the "
+                    "hardware map"
                 )
             time.sleep(0.25)
 
