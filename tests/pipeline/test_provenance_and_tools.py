@@ -102,7 +102,7 @@ def test_a_model_whose_image_overflows_flash_at_link_time_is_named(
     toml = re.sub(r"flash_bytes = [\d_]+", f"flash_bytes = {flash}", toml)
     (board_dir / "board.toml").write_text(toml)
     ld = (board_dir / "link.ld").read_text()
-    (board_dir / "link.ld").write_text(re.sub(r"LENGTH = 1024K", f"LENGTH = {flash}", ld))
+    (board_dir / "link.ld").write_text(re.sub(r"LENGTH = 960K", f"LENGTH = {flash}", ld))
     board = load_board("small-flash", boards_dir=boards)
 
     with pytest.raises(ModelTooLargeError) as info:
