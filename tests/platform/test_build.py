@@ -63,7 +63,7 @@ def test_compiler_errors_name_project_board_and_the_offending_line(
             "#define FLASH_FILL_BYTES (1536u * 1024u)\n#define RAM_FILL_BYTES 16\n",
             "flash",
             "RAM",
-            1 << 20,
+            960 << 10,
         ),
         (
             "#define FLASH_FILL_BYTES 16\n#define RAM_FILL_BYTES (300u * 1024u)\n",
