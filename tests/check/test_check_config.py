@@ -93,7 +93,7 @@ def test_paths_are_relative_to_the_checks_file(
         ),
         (
             "[[check]]\nmodel = 'models/digits-dscnn.tflite'\nboards = ['qemu-m7']\n",
-            "'boards': unknown board 'qemu-m7'; known boards: qemu-m0, qemu-m4",
+            "'boards': unknown board 'qemu-m7'; known boards: nano33ble, pico, qemu-m0, qemu-m4",
         ),
         ("[[check]]\nmodel = 'models/nope.tflite'\n", "model 'models/nope.tflite' does not exist"),
         ("[[check]]\nmodel = 'models/*.onnx'\n", "pattern 'models/*.onnx' matches no file"),
