@@ -31,6 +31,8 @@ from hil.errors import HilError, ModelTooLargeError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from hil.report import Report
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -119,6 +121,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         )
         if report.check_note:
             err.print(report.check_note, style="red", markup=False)
+        _print_first_bad_layer(err, report)
         return EXIT_MISMATCH
     over = [v for v in report.budgets if not v.ok]
     for v in over:
@@ -126,14 +129,20 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     if report.check == CHECK_NOT_DONE:
         err.print(f"outputs NOT checked: {report.check_note}", style="yellow", markup=False)
         return EXIT_UNCHECKED
-    if report.layers_diff is not None and report.layers_diff.first_bad is not None:
-        bad = report.layers_diff.first_bad
+    if _print_first_bad_layer(err, report):
+        return EXIT_MISMATCH
+    return EXIT_BUDGET if over else EXIT_OK
+
+
+def _print_first_bad_layer(err: Console, report: Report) -> bool:
+    """--layers-diff: name the first layer more than 1 LSB off; whether there was one."""
+    bad = report.layers_diff.first_bad if report.layers_diff is not None else None
+    if bad is not None:
         err.print(
             f"[red]layer {bad.layer} ({bad.op}) is the first whose output differs from the "
             f"reference by more than 1 LSB ({bad.max_abs_diff:g})[/]"
         )
-        return EXIT_MISMATCH
-    return EXIT_BUDGET if over else EXIT_OK
+    return bad is not None
 
 
 def _profile_all_backends(
