@@ -263,7 +263,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
     for name in ("name", "core", "clock", "flash", "RAM", "runs on", "timing", "stands in for"):
         table.add_column(name, justify="right" if name in ("clock", "flash", "RAM") else "left")
     for b in list_boards():
-        where = f"{b.run.kind} {b.run.machine}" if b.run.machine else b.run.kind
+        where = f"{b.run.kind} {b.run.machine or b.run.settings.get('target', '')}".strip()
         table.add_row(
             b.name,
             b.core,
