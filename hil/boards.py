@@ -7,8 +7,10 @@ board). Nothing here lists boards by name.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,8 @@ TIMING_SOURCES = ("qemu-icount", "dwt-cyccnt", "systick-cycles", "systick", "rp2
 RUN_KINDS = ("qemu", "pyocd", "uf2")
 #: Files `hil build` can write beside the ELF ([image] formats).
 IMAGE_FORMATS = ("bin", "hex", "uf2")
+#: What a board name may carry after "?" to pick a physical instance (see load_board).
+SPEC_KEYS = ("probe", "port", "hardware_map", "uf2", "unlock")
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table"}
 
 
@@ -99,6 +103,8 @@ class Board:
     uf2: Settings | None = None
     #: Where code, weights and activations live and cache settings, for reports ([memory]).
     memory: Settings = field(default_factory=Settings)
+    #: The physical instance a board name asked for ("pico?probe=...&port=..."), if any.
+    connection: Settings = field(default_factory=Settings)
 
 
 def list_boards(boards_dir: Path | None = None) -> list[Board]:
@@ -113,7 +119,42 @@ def _known_names(root: Path) -> str:
 
 
 def load_board(name: str, *, boards_dir: Path | None = None) -> Board:
-    """Read and check `boards_dir/<name>/board.toml` (default: the repository's boards/)."""
+    """Read and check `boards_dir/<name>/board.toml` (default: the repository's boards/).
+
+    `name` may carry a physical board instance after "?", as a board list of `hil search` or
+    `hil check` can: "pico?probe=E6614103E7A1B2C3&port=/dev/ttyACM0" (keys: SPEC_KEYS, as the
+    command line's --probe, --port, --hardware-map, --uf2, --unlock); they end up in
+    `Board.connection`, which `hil.targets.open_target` uses where no option overrides them.
+    """
+    name, _, query = name.partition("?")
+    board = _load(name, boards_dir)
+    if query:
+        board = dataclasses.replace(board, connection=Settings(_parse_spec(name, query)))
+    return board
+
+
+def _parse_spec(name: str, query: str) -> dict[str, Any]:
+    try:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=False, strict_parsing=True)
+    except ValueError as exc:
+        raise BoardError(f"board {name!r}: cannot read {query!r} ({exc}); write "
+                         f"{name}?probe=ID&port=/dev/ttyACM0") from exc  # fmt: skip
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in SPEC_KEYS:
+            raise BoardError(
+                f"board {name!r}: unknown option {key!r} after '?'; use {', '.join(SPEC_KEYS)}"
+            )
+        if key in ("uf2", "unlock"):
+            if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise BoardError(f"board {name!r}: {key}={value!r} must be true or false")
+            out[key] = value.lower() in ("1", "true", "yes")
+        else:
+            out[key] = value
+    return out
+
+
+def _load(name: str, boards_dir: Path | None) -> Board:
     root = boards_dir or BOARDS_DIR
     path = root / name / "board.toml"
     if not name or "/" in name or "\\" in name or not path.is_file():

@@ -178,10 +178,25 @@ class Target(ABC):
         return {}
 
 
+def _with_connection(options: TargetOptions, connection: Mapping[str, Any]) -> TargetOptions:
+    """Options from the command line, completed by what the board name carried after '?'."""
+    if not connection:
+        return options
+    hardware_map = connection.get("hardware_map")
+    return TargetOptions(
+        probe=options.probe or connection.get("probe"),
+        port=options.port or connection.get("port"),
+        hardware_map=options.hardware_map or (Path(hardware_map) if hardware_map else None),
+        unlock=options.unlock or bool(connection.get("unlock", False)),
+        uf2=options.uf2 or bool(connection.get("uf2", False)),
+        uf2_drive=options.uf2_drive,
+    )
+
+
 def open_target(board: Board, options: TargetOptions | None = None) -> Target:
     """The target for `board`, chosen by its board.toml `[run] kind` (or the UF2 path when
     `options.uf2` asks for it and the board has a [uf2] table)."""
-    options = options or TargetOptions()
+    options = _with_connection(options or TargetOptions(), board.connection)
     kind = board.run.kind
     if options.uf2 and kind != "uf2":
         if board.uf2 is None:

@@ -359,3 +359,28 @@ def test_failure_classes_reach_the_search_store_apart(
                                   lambda status, stage: None)  # fmt: skip
     assert failed and outcome.failure_kind == kind and outcome.fatal is fatal
     assert kind in evaluate.FAILURE_KINDS
+
+
+def test_a_board_name_can_carry_the_instance_for_board_lists() -> None:
+    """hil search and hil check list boards by name; "pico?probe=...&port=..." picks the
+    instance there as --probe/--port do on the command line (which override it)."""
+    board = load_board("pico?probe=E6614103E7A1B2C3&port=/dev/ttyACM3&unlock=yes")
+    assert board.name == "pico"
+    assert dict(board.connection) == {"probe": "E6614103E7A1B2C3", "port": "/dev/ttyACM3",
+                                      "unlock": True}  # fmt: skip
+    target = open_target(board)
+    assert (target.options.probe, target.options.port, target.options.unlock) == (
+        "E6614103E7A1B2C3", "/dev/ttyACM3", True)  # fmt: skip
+    assert open_target(board, TargetOptions(port="/dev/ttyUSB1")).options.port == "/dev/ttyUSB1"
+    with pytest.raises(BoardError, match="unknown option 'probe_id'"):
+        load_board("pico?probe_id=E66")
+    with pytest.raises(BoardError, match="uf2='maybe' must be true or false"):
+        load_board("pico?uf2=maybe")
+
+
+def test_search_board_lists_take_board_instances() -> None:
+    from optimizer.search.config import _boards
+
+    names, limits, _ = _boards(["pico?probe=E6614103E7A1B2C3", "nano33ble"], None, None)
+    assert names == ["pico?probe=E6614103E7A1B2C3", "nano33ble"]
+    assert limits["pico?probe=E6614103E7A1B2C3"] == (2 << 20, 264 << 10)
