@@ -3,6 +3,7 @@
  * requantizes fully connected layers with a single rounding step (checked bit-exact against
  * the reference interpreter on per-tensor and per-channel models; the double rounding of the
  * convolutions is 1 LSB off on ties). */
+#include "hil_gemm_s8.h"
 #include "hil_kernels_conv.h"
 #include "hil_quant.h"
 
@@ -11,6 +12,14 @@ void hil_fully_connected_s8(const hil_fc_params_t *p, const int8_t *input, const
                             const int32_t *out_shift, int8_t *output)
 {
     const int32_t in_n = p->in_n, out_n = p->out_n, in_zp = p->in_zp;
+#if !defined(HIL_PATH_PORTABLE)
+    /* Fast paths: the matrix-multiply core (hil_gemm_s8.c), one input row per pixel. */
+    const hil_gemm_t g = {weights, bias,     out_mult,   out_shift,  in_n, out_n,
+                          in_zp,   p->out_zp, p->act_min, p->act_max, 1};
+    if (hil_gemm_contiguous(&g, input, p->batches, in_n, output)) {
+        return;
+    }
+#endif
 
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in = input + b * in_n;

@@ -14,7 +14,7 @@
 static inline int8_t gemm_output(const hil_gemm_t *g, int32_t acc, int32_t c)
 {
     if (g->single_round) {
-        const int32_t v = hil_requantize_single_round(acc, g->mult[c], g->shift[c]) + g->out_zp;
+        const int32_t v = hil_requantize_single_q31(acc, g->mult[c], g->shift[c]) + g->out_zp;
         return (int8_t)(v < g->act_min ? g->act_min : (v > g->act_max ? g->act_max : v));
     }
     return hil_output_s8(acc, g->mult[c], g->shift[c], g->out_zp, g->act_min, g->act_max);

@@ -140,20 +140,64 @@ static inline uint32_t hil_div_u32(uint32_t n, uint32_t d)
     return q;
 }
 
-/* hil_requantize for a non-negative multiplier (every Q31 multiplier the host computes):
- * without the INT32_MIN * INT32_MIN case to test. Same results. */
-static inline int32_t hil_requantize_q31(int32_t x, int32_t multiplier, int32_t shift)
+/* The high word of x * m + k, for 0 <= m < 2^31 and a constant k whose low word is a multiple of
+ * 2^16. One SMLAL where the core has it; on Thumb-1, four 16x16 multiplies whose partial sums
+ * are carried 16 bits at a time, so nothing overflows and no run-time helper is called. */
+static inline int32_t hil_mulhi_k(int32_t x, int32_t m, int32_t k_hi, uint32_t k_lo)
 {
 #if defined(HIL_KERNELS_MUL32)
-    return hil_requantize(x, multiplier, shift);
+    const int32_t xh = x >> 16, mh = m >> 16; /* mh < 2^15 */
+    const uint32_t xl = (uint32_t)x & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
+    const uint32_t t = ((xl * ml) >> 16) + (k_lo >> 16); /* < 2^17 */
+    const int32_t a = xh * (int32_t)ml;
+    const uint32_t b = xl * (uint32_t)mh + t; /* < 2^32 */
+    const uint32_t carry = (((uint32_t)a & 0xFFFFu) + (b & 0xFFFFu)) >> 16;
+    return (int32_t)((uint32_t)(xh * mh) + (uint32_t)k_hi + (uint32_t)(a >> 16) + (b >> 16) +
+                     carry);
 #else
-    if (shift > 0) {
-        x = hil_saturating_left_shift(x, shift);
-        shift = 0;
-    }
-    const int64_t ab = (int64_t)x * (int64_t)multiplier + (1LL << 30);
-    return hil_rounding_divide_by_pot((int32_t)(ab >> 31), -shift);
+    const int64_t k = (int64_t)(((uint64_t)(uint32_t)k_hi << 32) | k_lo);
+    return (int32_t)((uint64_t)((int64_t)x * (int64_t)m + k) >> 32);
 #endif
+}
+
+/* hil_requantize for a non-negative multiplier (every Q31 multiplier the host computes), with
+ * TFLite's two roundings folded into one 64-bit multiply-accumulate and one shift. For a right
+ * shift e >= 1, rdbp(srdhm(x, m), e) = (x*m + k) >> (31 + e) exactly, where
+ * k = +-2^30 (the sign of x) + 2^(30 + e): srdhm is floor((x*m + 2^30) / 2^31), rounding half
+ * away from zero is floor((r - [r < 0] + 2^(e-1)) / 2^e), floors compose, and the sign of x
+ * stands in for the sign of r because both nudges give 0 when -2^30 <= x*m < 0. As 31 + e >= 32,
+ * the result is the high word of the sum shifted by e - 1. Same results as hil_requantize
+ * (checked against it in tests/kernels/test_requantize.py). */
+static inline int32_t hil_requantize_q31(int32_t x, int32_t multiplier, int32_t shift)
+{
+    if (shift >= 0) {
+        return hil_requantize(x, multiplier, shift);
+    }
+    const int e = -shift;
+    const uint32_t neg = (uint32_t)(x >> 31); /* all ones when x < 0 */
+    uint32_t k_lo = 0x40000000u ^ (neg & 0x80000000u);
+    int32_t k_hi = (int32_t)neg;
+    if (e >= 2) {
+        k_hi += (int32_t)(1u << (e - 2));
+    } else {
+        k_lo ^= 0x80000000u; /* + 2^31 */
+        k_hi = 0;
+    }
+    return hil_mulhi_k(x, multiplier, k_hi, k_lo) >> (e - 1);
+}
+
+/* hil_requantize_single_round for shift <= -1 (31 - shift >= 32: the high word shifted),
+ * falling back to it otherwise. */
+static inline int32_t hil_requantize_single_q31(int32_t x, int32_t multiplier, int32_t shift)
+{
+    if (shift >= 0) {
+        return hil_requantize_single_round(x, multiplier, shift);
+    }
+    const int e = -shift; /* result = (x*m + 2^(30 + e)) >> (31 + e) */
+    if (e >= 2) {
+        return hil_mulhi_k(x, multiplier, (int32_t)(1u << (e - 2)), 0u) >> (e - 1);
+    }
+    return hil_mulhi_k(x, multiplier, 0, 0x80000000u);
 }
 
 /* requantize, add the output zero point, clamp, narrow: the tail of every conv-family output. */
