@@ -9,12 +9,14 @@ only writer of the run store; this module only runs tasks and reports back):
   (``ray start ... --resources '{"board:pico-1": 1}'``), so Ray places the trial there and two
   trials never use one board at the same time. QEMU boards need no resource: they scale with
   the cluster's CPUs.
-- In the task, the evaluation runs in a child process that leads its own process group, in a
-  temporary directory on that node; it dies with its group if the Ray worker is killed
-  (`cancel`, a dead driver), so no training or QEMU outlives its trial. The files the outcome
-  names (model, record, profile reports, logs) travel back with the result and are written into
-  the trial's directory by the driver, so results land in the same run store whether the task
-  ran on this machine or another.
+- In the task, the evaluation runs in a child process, in a temporary directory on that node
+  (under ``$TMPDIR/tinyml-hil-ray/``). The child stays in the Ray worker's process group, which
+  Ray kills as a whole when it kills the worker (`cancel`, a dead driver), so no training child
+  outlives its trial (QEMU dies with its parent anyway); the child also kills that group if
+  the worker disappears some other way. A directory whose worker is gone is removed by the next
+  trial on that node. The files the outcome names (model, record, profile reports, logs) travel
+  back with the result and are written into the trial's directory by the driver, so results
+  land in the same run store whether the task ran on this machine or another.
 - Progress (training epoch, build, run) goes through a small actor that the driver drains.
 
 Every node needs this project installed at the same version (and, with ``search.boards_dir``,
@@ -43,7 +45,7 @@ from typing import Any
 
 from hil.errors import HilError
 from optimizer.search.evaluate import INJECT_ENV, TrialOutcome, TrialTask, clear_work_dir
-from optimizer.search.executor import Event, Finished, Progress, WorkerInfo
+from optimizer.search.executor import Event, Finished, Progress, WorkerInfo, process_start
 
 #: Resource name of a physical board in the Ray cluster.
 RESOURCE_PREFIX = "board:"
@@ -51,6 +53,8 @@ RESOURCE_PREFIX = "board:"
 FORWARDED_ENV = (INJECT_ENV,)
 #: How often the evaluation child checks that the Ray worker running it is still there.
 _PARENT_CHECK_S = 0.2
+#: Node-local parent of the trials' temporary directories (under the node's temp dir).
+NODE_DIR = "tinyml-hil-ray"
 
 Evaluate = Callable[[TrialTask, Callable[[str, str], None]], TrialOutcome]
 
@@ -257,7 +261,11 @@ def _ray_trial(
     the outcome and the bytes of every file it names."""
     os.environ.update(env)
     where = f"{socket.gethostname()} (Ray worker pid {os.getpid()})"
-    work = Path(tempfile.mkdtemp(prefix=f"hil-trial-{task.trial_id}-"))
+    root = Path(tempfile.gettempdir()) / NODE_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(root)
+    work = Path(tempfile.mkdtemp(prefix=f"trial-{task.trial_id}-", dir=root))
+    (work / _OWNER).write_text(f"{os.getpid()} {process_start(os.getpid())}")
     local = replace(task, work_dir=str(work))
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
@@ -294,10 +302,43 @@ def _ray_trial(
         return {"outcome": outcome.to_dict(), "files": files, "where": where}
     finally:
         if proc.pid is not None and proc.is_alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_tree(proc.pid)
             proc.join(5)
         shutil.rmtree(work, ignore_errors=True)
+
+
+_OWNER = ".owner"
+
+
+def _sweep_stale(root: Path) -> None:
+    """Remove trial directories whose Ray worker is gone (it was killed before cleaning up)."""
+    for d in root.glob("trial-*"):
+        try:
+            pid, start = (d / _OWNER).read_text().split()
+        except (OSError, ValueError):
+            if time.time() - d.stat().st_mtime < 60:  # being created right now
+                continue
+            pid, start = "0", ""
+        if process_start(int(pid)) != start:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    todo, found = [pid], []
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    for p in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, signal.SIGKILL)
 
 
 def _died(exitcode: int | None, where: str) -> TrialOutcome:
@@ -315,7 +356,8 @@ def _died(exitcode: int | None, where: str) -> TrialOutcome:
 
 
 def _child_main(conn: Connection, evaluate_blob: bytes, task: TrialTask, parent: int) -> None:
-    """The evaluation child: own process group, output to worker.log, dies with its parent."""
+    """The evaluation child: output to worker.log, takes its process group (the Ray worker's)
+    down if the worker disappears."""
     threading.Thread(target=_watch_parent, args=(parent, task.work_dir), daemon=True).start()
     log = os.open(Path(task.work_dir) / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
@@ -345,8 +387,9 @@ def _child_main(conn: Connection, evaluate_blob: bytes, task: TrialTask, parent:
 
 
 def _watch_parent(parent: int, work_dir: str) -> None:
-    """If the Ray worker dies (a cancel kills it), remove the node-local directory and take
-    the whole evaluation (training child, QEMU) down with this process."""
+    """If the Ray worker disappears without Ray killing its process group (say the
+    out-of-memory killer took only the worker), remove the node-local directory and take the
+    group (this process, the training child) down."""
     while True:
         if os.getppid() != parent:
             shutil.rmtree(work_dir, ignore_errors=True)
