@@ -66,12 +66,14 @@ class RayUnavailable(HilError):
 def board_resources(
     boards: tuple[str, ...] | list[str], boards_dir: str | None
 ) -> dict[str, float]:
-    """Ray custom resources a trial on `boards` needs: one ``board:NAME`` per physical board."""
+    """Ray custom resources a trial on `boards` needs: one ``board:NAME`` per physical board,
+    NAME the board's folder name (an instance spec such as ``pico?probe=ID`` is dropped: the
+    node that offers the resource is the one the board is attached to)."""
     from hil.boards import load_board
 
     root = Path(boards_dir) if boards_dir else None
     return {
-        f"{RESOURCE_PREFIX}{name}": 1.0
+        f"{RESOURCE_PREFIX}{name.partition('?')[0]}": 1.0
         for name in boards
         if load_board(name, boards_dir=root).run.kind != "qemu"
     }

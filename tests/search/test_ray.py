@@ -194,6 +194,16 @@ def test_the_local_path_never_imports_ray() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=300)
 
 
+def test_physical_boards_are_resources_qemu_boards_are_not() -> None:
+    from optimizer.search.ray_executor import board_resources
+
+    assert board_resources(("qemu-m4", "qemu-m0"), None) == {}
+    assert board_resources(("qemu-m4", "pico?probe=E6614103E7A1B2C3", "nano33ble"), None) == {
+        "board:pico": 1.0,
+        "board:nano33ble": 1.0,
+    }
+
+
 def test_a_board_is_never_shared_while_others_run_side_by_side(
     cluster: str, boards_dir: Path, tmp_path: Path
 ) -> None:
