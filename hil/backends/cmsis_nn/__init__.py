@@ -93,7 +93,9 @@ class CmsisNnBackend:
     def numerics(self, board: Board) -> dict[str, str]:
         return {
             "rounding": "double (CMSIS_NN_USE_SINGLE_ROUNDING not set: rounding doubling high "
-            "multiply, then rounding right shift, like TFLite's reference kernels)",
+            "multiply, then rounding right shift, as TFLite's reference kernels)",
+            "doubling_high_multiply": "ties rounded up (TFLite: away from zero), so a "
+            "requantized value can end 1 LSB from the reference",
         }
 
     def supported_ops(self) -> list[str]:
