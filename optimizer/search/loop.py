@@ -77,20 +77,7 @@ def start_search(
     """`hil search CONFIG --out RUN`: create the run and search until the budget is spent."""
     parse_injections(_inject_env())
     cfg = SearchConfig.from_toml(config_path, overrides)
-    text = Path(config_path).read_text(encoding="utf-8")
-    meta = {
-        "config_doc": cfg.doc,
-        "config": cfg.to_dict(),
-        "config_text": text,
-        "budget": cfg.budget,
-        "objectives": [o.to_dict() for o in cfg.objectives],
-        "constraints": [c.to_dict() for c in cfg.constraints],
-        "space": cfg.to_dict()["space"],
-        "boards": list(cfg.boards),
-        "algorithm": cfg.algorithm,
-        "seed": cfg.seed,
-        "hil_version": hil.__version__,
-    }
+    meta = run_meta(cfg, Path(config_path).read_text(encoding="utf-8"))
     optimizer = make_optimizer(cfg.algorithm, cfg.problem_spec(), seed=cfg.seed,
                                **cfg.optimizer_settings())
     executor = make_executor(cfg.workers, ray_address)  # before the run exists: --ray may fail
@@ -106,6 +93,24 @@ def start_search(
         return Search(store, cfg, optimizer, executor, cfg.budget, display).run()
     finally:
         store.close()
+
+
+def run_meta(cfg: SearchConfig, config_text: str = "") -> dict[str, Any]:
+    """The run store's meta entries for a new search (docs/search.md, "Run store")."""
+    resolved = cfg.to_dict()
+    return {
+        "config_doc": cfg.doc,
+        "config": resolved,
+        "config_text": config_text,
+        "budget": cfg.budget,
+        "objectives": resolved["objectives"],
+        "constraints": resolved["constraints"],
+        "space": resolved["space"],
+        "boards": list(cfg.boards),
+        "algorithm": cfg.algorithm,
+        "seed": cfg.seed,
+        "hil_version": hil.__version__,
+    }
 
 
 def resume_search(
@@ -476,4 +481,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["MAX_ATTEMPTS", "Search", "SearchAborted", "Summary", "resume_search", "start_search"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Search",
+    "SearchAborted",
+    "Summary",
+    "resume_search",
+    "run_meta",
+    "start_search",
+]

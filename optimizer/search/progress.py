@@ -152,7 +152,8 @@ class LiveDisplay(Display):
                             f"{now - row.started:,.0f} s", row.params)
         if s.asking:
             workers.add_row("-", f"{s.algorithm} is proposing the next candidates", "", "")
-        parts.append(workers)
+        if workers.row_count:
+            parts.append(workers)
         return Group(*parts)
 
 

@@ -203,19 +203,30 @@ class RunStore:
             raise StoreError(f"cannot create run directory {run}: {exc.strerror or exc}") from exc
         lock = _acquire_lock(run)
         try:
+            if (run / DB_NAME).exists():  # made by another process before we had the lock
+                raise StoreError(f"{run} already holds a search; choose another --out directory")
+            # Built under a temporary name and renamed: a reader never sees half a database.
+            tmp = run / (DB_NAME + ".new")
+            tmp.unlink(missing_ok=True)
+            build = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                with _transaction(build):
+                    for statement in _statements(_SCHEMA):
+                        build.execute(statement)
+                    now = time.time()
+                    entries = {"schema_version": SCHEMA_VERSION, "created_at": now, **meta}
+                    build.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [(k, json.dumps(v, allow_nan=False)) for k, v in entries.items()],
+                    )
+                    build.execute(
+                        "INSERT INTO events (at, kind, trial_id, message) VALUES (?, ?, NULL, ?)",
+                        (now, "created", f"search created by pid {os.getpid()}"),
+                    )
+            finally:
+                build.close()
+            os.replace(tmp, run / DB_NAME)
             conn = _connect(run / DB_NAME, readonly=False)
-            conn.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS); meta below is atomic
-            with _transaction(conn):
-                now = time.time()
-                entries = {"schema_version": SCHEMA_VERSION, "created_at": now, **meta}
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [(k, json.dumps(v, allow_nan=False)) for k, v in entries.items()],
-                )
-                conn.execute(
-                    "INSERT INTO events (at, kind, trial_id, message) VALUES (?, ?, NULL, ?)",
-                    (now, "created", f"search created by pid {os.getpid()}"),
-                )
         except BaseException:
             lock.close()
             raise
@@ -482,6 +493,12 @@ def _check_run_dir(run: Path) -> None:
             f"{run} {what}: it is not a `hil search` run directory (start one with "
             "`hil search CONFIG.toml --out RUN`)"
         )
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of `script`, comments removed (they may hold semicolons)."""
+    text = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in text.split(";") if s.strip()]
 
 
 @contextlib.contextmanager

@@ -214,3 +214,32 @@ def test_a_locked_run_refuses_resume_without_a_traceback(tmp_path: Path) -> None
         store.close()
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"run directory {run} is in use by another `hil search` (pid" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_the_workers_and_leaves_a_resumable_run(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    run = tmp_path / "run"
+    config = tiny_config(tmp_path / "tiny.toml", budget=BUDGET)
+    command = hil_command("search", str(config), "--out", str(run), "--plain")
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: (run / "search.db").is_file(), 120, "the run store")
+        reader = open_run(run)
+        wait_for(lambda: reader.trials(["training"]), 300, "a trial in training", every=0.1)
+        below = descendants(proc.pid)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert f"stopped; continue with `hil search --resume {run}`" in err
+    assert "Traceback" not in err
+    wait_for(lambda: not any(_alive(p) for p in below), 15, "the workers to end")
+    assert any(t.status in ("training", "profiling") for t in reader.trials())  # resumable
+    assert [e["kind"] for e in reader.events()][-1] == "stopped"
+    reader.close()
