@@ -1,11 +1,11 @@
 /* DEPTHWISE_CONV_2D, int8 activations and per-channel int8 weights, any depth multiplier
  * (TFLite reference semantics).
  *
- * Fast paths (hil_kernels_path.h), channel multiplier 1: per output pixel the taps that lie
- * inside the input are found once, then the channels run inside them: four at a time on the
- * DSP path (SMLABB/SMLATT on sign-extended pairs, the input zero point added by SXTAB16);
- * one at a time elsewhere, where an interior 3x3 window runs nine taps unrolled against the
- * bias with the input zero point folded in (bias - in_zp * sum(w), computed per call). Other
+ * Fast paths (hil_kernels_path.h), channel multiplier 1: the input zero point is folded into
+ * the bias once per call (bias - in_zp * sum of the channel's weights), and each output pixel's
+ * window is swept through a table of tap offsets, four channels per pass on the DSP path
+ * (SMLABB/SMLATT), one per pass on the Thumb-1 path, in assembly; a window that leaves the
+ * input is first copied with the zero point as padding, which the folded bias cancels. Other
  * multipliers loop input channel, then multiplier, so no output divides. */
 #include "hil_kernels_conv.h"
 #include "hil_kernels_path.h"
@@ -69,108 +69,234 @@ static void depthwise_any(const hil_conv_params_t *p, const int8_t *input, const
 
 #if !defined(HIL_PATH_PORTABLE)
 
-/* Channel multiplier 1: out channel c reads input channel c. */
-static void depthwise_mult1(const hil_conv_params_t *p, const int8_t *input,
-                            const int8_t *weights, const int32_t *bias, const int32_t *out_mult,
-                            const int32_t *out_shift, int8_t *output)
+/* Parameters of the naked assembly routines: read by the assembly, unseen by the compiler. */
+#define HIL_NAKED_ARG __attribute__((unused))
+
+/* acc[c] = sum over the taps t of x[c + offs[2t]] * w[c + offs[2t + 1]], for the channels of
+ * one output pixel: `taps` (x offset, w offset) pairs, raw int8 values (the input zero point is
+ * folded into the bias). The DSP sweep does four channels per pass (SMLABB/SMLATT on the
+ * sign-extended even and odd bytes, 13 instructions per 4 MACs), `count` groups of four; the
+ * Thumb-1 sweep one channel (7 per MAC), `count` channels. */
+#if defined(HIL_ASM_DSP)
+__attribute__((naked, noinline)) static void
+dw_taps(const int8_t *x HIL_NAKED_ARG,
+        const int8_t *w HIL_NAKED_ARG,
+        const int32_t *offs HIL_NAKED_ARG,
+        int32_t taps HIL_NAKED_ARG,
+        int32_t count HIL_NAKED_ARG,
+        int32_t *acc HIL_NAKED_ARG)
 {
-    const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->in_c, k_w = p->k_w;
-    const int32_t dh = p->dilation_h, dw = p->dilation_w;
-    const int32_t in_zp = p->in_zp, out_zp = p->out_zp, lo = p->act_min, hi = p->act_max;
-#if defined(HIL_PATH_DSP)
-    const int32_t off2 = hil_dup16(-in_zp);
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr r12, [sp, #40]\n\t"        /* acc */
+        "ldr lr, [sp, #36]\n\t"         /* groups */
+        "add lr, r12, lr, lsl #4\n\t"   /* end of acc */
+        "add r3, r2, r3, lsl #3\n\t"    /* end of offs */
+        "sub sp, sp, #8\n\t"
+        "str r2, [sp]\n\t"
+        "1:\n\t"
+        "ldr r2, [sp]\n\t"
+        "mov r8, #0\n\t"
+        "mov r9, #0\n\t"
+        "mov r10, #0\n\t"
+        "mov r11, #0\n\t"
+        "2:\n\t"
+        "ldrd r4, r5, [r2], #8\n\t"
+        "ldr r4, [r0, r4]\n\t"
+        "ldr r5, [r1, r5]\n\t"
+        "sxtb16 r6, r4\n\t"
+        "sxtb16 r7, r5\n\t"
+        "smlabb r8, r6, r7, r8\n\t"
+        "smlatt r10, r6, r7, r10\n\t"
+        "sxtb16 r6, r4, ror #8\n\t"
+        "sxtb16 r7, r5, ror #8\n\t"
+        "smlabb r9, r6, r7, r9\n\t"
+        "smlatt r11, r6, r7, r11\n\t"
+        "cmp r2, r3\n\t"
+        "bne 2b\n\t"
+        "stm r12!, {r8, r9, r10, r11}\n\t"
+        "adds r0, r0, #4\n\t"
+        "adds r1, r1, #4\n\t"
+        "cmp r12, lr\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #8\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#define HIL_DW_LANES 4
+#elif defined(HIL_ASM_V6M)
+__attribute__((naked, noinline)) static void
+dw_taps(const int8_t *x HIL_NAKED_ARG,
+        const int8_t *w HIL_NAKED_ARG,
+        const int32_t *offs HIL_NAKED_ARG,
+        int32_t taps HIL_NAKED_ARG,
+        int32_t count HIL_NAKED_ARG,
+        int32_t *acc HIL_NAKED_ARG)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "push {r4, r5, r6, r7, lr}\n\t"
+        "mov r4, r8\n\t"
+        "mov r5, r9\n\t"
+        "push {r4, r5}\n\t"             /* count at [sp+28], acc at [sp+32] */
+        "mov r8, r2\n\t"                /* start of offs */
+        "lsls r3, r3, #3\n\t"
+        "adds r3, r2, r3\n\t"           /* end of offs */
+        "ldr r7, [sp, #32]\n\t"         /* acc */
+        "ldr r4, [sp, #28]\n\t"
+        "lsls r4, r4, #2\n\t"
+        "adds r4, r7, r4\n\t"
+        "mov r9, r4\n\t"                /* end of acc */
+        "1:\n\t"
+        "mov r2, r8\n\t"
+        "movs r6, #0\n\t"
+        "2:\n\t"
+        "ldm r2!, {r4, r5}\n\t"
+        "ldrsb r4, [r0, r4]\n\t"
+        "ldrsb r5, [r1, r5]\n\t"
+        "muls r4, r5, r4\n\t"
+        "adds r6, r6, r4\n\t"
+        "cmp r2, r3\n\t"
+        "bne 2b\n\t"
+        "stm r7!, {r6}\n\t"
+        "adds r0, r0, #1\n\t"
+        "adds r1, r1, #1\n\t"
+        "cmp r7, r9\n\t"
+        "bne 1b\n\t"
+        "pop {r4, r5}\n\t"
+        "mov r8, r4\n\t"
+        "mov r9, r5\n\t"
+        "pop {r4, r5, r6, r7, pc}\n\t");
+}
+#define HIL_DW_LANES 1
 #else
-    /* bias - in_zp * sum of the channel's nine weights, for windows entirely inside. */
-    const int fold = p->k_h == 3 && k_w == 3 && dh == 1 && dw == 1 &&
-                     ch * 4 <= HIL_KERNELS_STACK_BUFFER;
-    int32_t folded[fold ? ch : 1];
-    if (fold) {
-        for (int32_t c = 0; c < ch; ++c) {
-            int32_t sum = 0;
-            for (int32_t t = 0; t < 9; ++t) {
-                sum += weights[t * ch + c];
-            }
-            folded[c] = (bias != 0 ? bias[c] : 0) - in_zp * sum;
-        }
-    }
+/* The C the assembly stands for (hosts): channels one at a time. */
+static void dw_taps(const int8_t *x, const int8_t *w, const int32_t *offs, int32_t taps,
+                    int32_t count, int32_t *acc)
+{
+#if defined(HIL_PATH_DSP)
+    count *= 4; /* the DSP sweep counts groups of four channels */
 #endif
+    for (int32_t c = 0; c < count; ++c) {
+        int32_t a = 0;
+        for (int32_t t = 0; t < taps; ++t) {
+            a += x[c + offs[2 * t]] * w[c + offs[2 * t + 1]];
+        }
+        acc[c] = a;
+    }
+}
+#if defined(HIL_PATH_DSP)
+#define HIL_DW_LANES 4
+#else
+#define HIL_DW_LANES 1
+#endif
+#endif
+
+/* The buffers of depthwise_mult1, carved from one stack array. */
+typedef struct {
+    int32_t *folded;      /* bias - in_zp * sum(w), per channel */
+    int32_t *acc;         /* the sweep's sums, per channel */
+    const int32_t *inside; /* (x, w) offsets of the taps into the input */
+    const int32_t *padded; /* ... into `window` */
+    int8_t *window;       /* a border window, padded with the zero point */
+} dw_buffers_t;
+
+/* The pixel loop of depthwise_mult1, apart from its variable-length array: a function with one
+ * needs a frame pointer, which costs Thumb-1 one of its eight low registers everywhere. */
+__attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, const int8_t *input,
+                                                const int8_t *weights, const int32_t *out_mult,
+                                                const int32_t *out_shift, int8_t *output,
+                                                const dw_buffers_t *buf)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    const int32_t dh = p->dilation_h, dw = p->dilation_w, taps = k_h * k_w;
+    const int32_t in_zp = p->in_zp, out_zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t lanes = ch - ch % HIL_DW_LANES; /* channels the sweep covers */
+    const int32_t *const folded = buf->folded;
+    int32_t *const acc = buf->acc;
     int8_t *out = output;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * in_h * in_w * ch;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t y0 = oy * p->stride_h - p->pad_top;
-            int32_t ky_lo, ky_hi;
-            valid_taps(y0, p->k_h, dh, in_h, &ky_lo, &ky_hi);
+            const int rows_in = y0 >= 0 && y0 + (k_h - 1) * dh < in_h;
             for (int32_t ox = 0; ox < p->out_w; ++ox, out += ch) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
-                int32_t kx_lo, kx_hi;
-                valid_taps(x0, k_w, dw, in_w, &kx_lo, &kx_hi);
-                /* Offset of the window's first tap (maybe outside: only valid taps are read). */
-                const int32_t win = (y0 * in_w + x0) * ch;
-                int32_t c = 0;
-#if defined(HIL_PATH_DSP)
-                for (; c + 4 <= ch; c += 4) {
-                    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                    if (bias != 0) {
-                        a0 = bias[c];
-                        a1 = bias[c + 1];
-                        a2 = bias[c + 2];
-                        a3 = bias[c + 3];
-                    }
-                    for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
-                        const int32_t xr = win + ky * dh * in_w * ch + c;
-                        const int8_t *wr = weights + ky * k_w * ch + c;
-                        for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
-                            const int32_t xv = (int32_t)hil_read_u32(in_b + xr + kx * dw * ch);
-                            const int32_t wv = (int32_t)hil_read_u32(wr + kx * ch);
-                            const int32_t xe = hil_sxtab16(off2, xv);
-                            const int32_t xo = hil_sxtab16_ror8(off2, xv);
-                            const int32_t we = hil_sxtb16(wv);
-                            const int32_t wo = hil_sxtb16_ror8(wv);
-                            a0 = hil_smlabb(xe, we, a0);
-                            a2 = hil_smlatt(xe, we, a2);
-                            a1 = hil_smlabb(xo, wo, a1);
-                            a3 = hil_smlatt(xo, wo, a3);
+                const int8_t *x;
+                const int32_t *offs;
+                if (rows_in && x0 >= 0 && x0 + (k_w - 1) * dw < in_w) {
+                    x = in_b + (y0 * in_w + x0) * ch;
+                    offs = buf->inside;
+                } else {
+                    /* The window with the zero point where it leaves the input. */
+                    int8_t *dst = buf->window;
+                    for (int32_t ky = 0; ky < k_h; ++ky) {
+                        const int32_t iy = y0 + ky * dh;
+                        for (int32_t kx = 0; kx < k_w; ++kx, dst += ch) {
+                            const int32_t ix = x0 + kx * dw;
+                            if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                                memset(dst, (int)(int8_t)in_zp, (size_t)ch);
+                            } else {
+                                memcpy(dst, in_b + (iy * in_w + ix) * ch, (size_t)ch);
+                            }
                         }
                     }
-                    const int32_t *m = out_mult + c, *s = out_shift + c;
-                    out[c] = hil_output_s8(a0, m[0], s[0], out_zp, lo, hi);
-                    out[c + 1] = hil_output_s8(a1, m[1], s[1], out_zp, lo, hi);
-                    out[c + 2] = hil_output_s8(a2, m[2], s[2], out_zp, lo, hi);
-                    out[c + 3] = hil_output_s8(a3, m[3], s[3], out_zp, lo, hi);
+                    x = buf->window;
+                    offs = buf->padded;
                 }
-#else
-                if (fold && ky_lo == 0 && ky_hi == 3 && kx_lo == 0 && kx_hi == 3) {
-                    const int32_t r = in_w * ch;
-                    for (; c < ch; ++c) {
-                        const int8_t *x = in_b + (win + c);
-                        const int8_t *w = weights + c;
-                        int32_t acc = folded[c];
-                        acc += x[0] * w[0] + x[ch] * w[ch] + x[2 * ch] * w[2 * ch];
-                        x += r;
-                        w += 3 * ch;
-                        acc += x[0] * w[0] + x[ch] * w[ch] + x[2 * ch] * w[2 * ch];
-                        x += r;
-                        w += 3 * ch;
-                        acc += x[0] * w[0] + x[ch] * w[ch] + x[2 * ch] * w[2 * ch];
-                        out[c] = hil_output_s8(acc, out_mult[c], out_shift[c], out_zp, lo, hi);
-                    }
+                if (lanes > 0) {
+                    dw_taps(x, weights, offs, taps, lanes / HIL_DW_LANES, acc);
                 }
-#endif
-                for (; c < ch; ++c) {
-                    int32_t acc = bias != 0 ? bias[c] : 0;
-                    for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
-                        const int32_t xr = win + ky * dh * in_w * ch + c;
-                        const int8_t *wr = weights + ky * k_w * ch + c;
-                        for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
-                            acc += (in_b[xr + kx * dw * ch] - in_zp) * wr[kx * ch];
-                        }
+                for (int32_t c = lanes; c < ch; ++c) {
+                    int32_t a = 0;
+                    for (int32_t t = 0; t < taps; ++t) {
+                        a += x[c + offs[2 * t]] * weights[c + offs[2 * t + 1]];
                     }
-                    out[c] = hil_output_s8(acc, out_mult[c], out_shift[c], out_zp, lo, hi);
+                    acc[c] = a;
+                }
+                for (int32_t c = 0; c < ch; ++c) {
+                    out[c] = hil_output_s8(acc[c] + folded[c], out_mult[c], out_shift[c], out_zp,
+                                           lo, hi);
                 }
             }
         }
     }
+}
+
+/* Channel multiplier 1: out channel c reads input channel c. Each pixel's window is swept by
+ * dw_taps through a table of tap offsets: into the input when the window lies inside, into a
+ * copy of the window padded with the zero point when it touches the border. With the zero
+ * point folded into the bias (bias - in_zp * sum(w)), padding then adds nothing, as in TFLite.
+ * Returns 0 when the stack buffers would exceed HIL_KERNELS_STACK_BUFFER. */
+static int depthwise_mult1(const hil_conv_params_t *p, const int8_t *input,
+                           const int8_t *weights, const int32_t *bias, const int32_t *out_mult,
+                           const int32_t *out_shift, int8_t *output)
+{
+    const int32_t ch = p->in_c, k_w = p->k_w, taps = p->k_h * k_w;
+    const int32_t words = 2 * ch + 4 * taps + (taps * ch + 3) / 4;
+    if (words * 4 > HIL_KERNELS_STACK_BUFFER) {
+        return 0;
+    }
+    int32_t buffer[words];
+    int32_t *const inside = buffer + 2 * ch, *const padded = inside + 2 * taps;
+    const dw_buffers_t buf = {buffer, buffer + ch, inside, padded,
+                              (int8_t *)(padded + 2 * taps)};
+    for (int32_t c = 0; c < ch; ++c) {
+        int32_t sum = 0;
+        for (int32_t t = 0; t < taps; ++t) {
+            sum += weights[t * ch + c];
+        }
+        buf.folded[c] = (bias != 0 ? bias[c] : 0) - p->in_zp * sum;
+    }
+    for (int32_t ky = 0, t = 0; ky < p->k_h; ++ky) {
+        for (int32_t kx = 0; kx < k_w; ++kx, ++t) {
+            inside[2 * t] = (ky * p->dilation_h * p->in_w + kx * p->dilation_w) * ch;
+            inside[2 * t + 1] = t * ch;
+            padded[2 * t] = t * ch;
+            padded[2 * t + 1] = t * ch;
+        }
+    }
+    dw_pixels(p, input, weights, out_mult, out_shift, output, &buf);
+    return 1;
 }
 #endif
 
@@ -179,8 +305,8 @@ void hil_depthwise_conv2d_s8(const hil_conv_params_t *p, const int8_t *input,
                              const int32_t *out_shift, int8_t *output)
 {
 #if !defined(HIL_PATH_PORTABLE)
-    if (p->depth_multiplier == 1) {
-        depthwise_mult1(p, input, weights, bias, out_mult, out_shift, output);
+    if (p->depth_multiplier == 1 &&
+        depthwise_mult1(p, input, weights, bias, out_mult, out_shift, output)) {
         return;
     }
 #endif
