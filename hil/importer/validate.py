@@ -216,9 +216,16 @@ def _multipliers(graph: Graph, op: Operator) -> list[tuple[float, str, list[int]
         beta = float(op.options.get("beta", 1.0))
         return [(min(beta * s_in * 2**26, 2**31 - 1.0), "beta * input scale * 2^26", [src])]
     if op.op in ("MEAN", "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "CONCATENATION"):
-        with np.errstate(over="ignore"):
-            real32 = float(f32(s_in) / f32(s_out))
-        return [(max(s_in / s_out, real32), "input scale / output scale", [src, out])]
+        # CONCATENATION requantizes each of its inputs; the others one.
+        pairs = zip(op.inputs, ins, strict=True) if op.op == "CONCATENATION" else [(src, ins[0])]
+        found = []
+        for index, q in pairs:
+            if q is not None:
+                with np.errstate(over="ignore"):
+                    real32 = float(f32(q.scale[0]) / f32(s_out))
+                ratio = max(q.scale[0] / s_out, real32)
+                found.append((ratio, "input scale / output scale", [index, out]))
+        return found
     return []
 
 

@@ -140,6 +140,16 @@ def test_scale_whose_multiplier_overflows_is_refused(
     assert f"scale {float(np.float32(scale))!r}" in message
 
 
+def test_multiplier_overflow_of_an_op_without_weights_is_refused(
+    tiny_model: Callable[..., Path],
+) -> None:
+    """MEAN requantizes by input scale / output scale: the same Q31 bound applies."""
+    data = tiny_model("gap2d_keepdims").read_bytes()
+    (mean,) = load_tflite_bytes(data).operators
+    message = refusal(set_scale(data, mean.outputs[0], 1e-30))
+    assert "operator 0 (MEAN)" in message and "input scale / output scale" in message
+
+
 def test_small_but_representable_scales_are_accepted(conv: bytes) -> None:
     """The bound is the real one: a multiplier just under 2^30 still imports."""
     graph = load_tflite_bytes(conv)

@@ -125,7 +125,7 @@ def _stage(message: str) -> str:
         ("target", r"QEMU|target|firmware|fault|device"),
     ]
     for name, pattern in rules:
-        if re.search(pattern, message, re.IGNORECASE):
+        if re.search(rf"\b({pattern})", message, re.IGNORECASE):
             return name
     return "model"
 
