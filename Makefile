@@ -4,8 +4,16 @@
 setup:
 	@scripts/setup.sh
 
+# The main job: a short search (12 digits ResNets measured on qemu-m4) and its report. A second
+# `make demo` reuses runs/demo (or continues it if it was interrupted); delete it to search anew.
+DEMO_RUN := runs/demo
 demo: setup
-	.venv/bin/hil profile examples/models/digits-dscnn.tflite --board qemu-m4
+	@if [ -f $(DEMO_RUN)/search.db ]; then \
+		.venv/bin/hil search --resume $(DEMO_RUN); \
+	else \
+		.venv/bin/hil search examples/search-digits-demo.toml --out $(DEMO_RUN); \
+	fi
+	.venv/bin/hil report $(DEMO_RUN) --html $(DEMO_RUN)/report.html
 
 test: setup
 	.venv/bin/pytest -q
