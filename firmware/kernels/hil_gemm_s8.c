@@ -10,14 +10,29 @@
 /* Output channels whose accumulators one sweep keeps (in a stack array between the sweep and
  * the requantization). */
 #define HIL_GEMM_CHUNK 16
+/* Words between two pixels' accumulators (the chunk, a spare slot for an odd last channel, and
+ * 8-byte alignment), and the same in bytes as the assembly's immediate offset. */
+#define HIL_GEMM_ROW 18
+#define HIL_GEMM_ROW_BYTES 72
+#define HIL_STR_(x) #x
+#define HIL_STR(x) HIL_STR_(x)
 
-static inline int8_t gemm_output(const hil_gemm_t *g, int32_t acc, int32_t c)
+/* Requantize n accumulators (acc[i * stride]) of consecutive output channels from c0 into out. */
+static void out_row(const hil_gemm_t *g, const int32_t *acc, int32_t stride, int32_t c0,
+                    int32_t n, int8_t *out)
 {
+    const int32_t *m = g->mult + c0, *s = g->shift + c0;
+    const int32_t zp = g->out_zp, lo = g->act_min, hi = g->act_max;
     if (g->single_round) {
-        const int32_t v = hil_requantize_single_q31(acc, g->mult[c], g->shift[c]) + g->out_zp;
-        return (int8_t)(v < g->act_min ? g->act_min : (v > g->act_max ? g->act_max : v));
+        for (int32_t i = 0; i < n; ++i, acc += stride) {
+            const int32_t v = hil_requantize_single_q31(*acc, m[i], s[i]) + zp;
+            out[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    } else {
+        for (int32_t i = 0; i < n; ++i, acc += stride) {
+            out[i] = hil_output_s8(*acc, m[i], s[i], zp, lo, hi);
+        }
     }
-    return hil_output_s8(acc, g->mult[c], g->shift[c], g->out_zp, g->act_min, g->act_max);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -76,8 +91,9 @@ void hil_gemm_zero(const hil_gemm_t *g, int32_t k0, int32_t n, int32_t *col, int
 
 #if defined(HIL_ASM_DSP)
 /* 2 output channels x 2 pixels per pass, for `pairs` channel pairs: channel pair j uses the
- * weight rows w + 2j*kstride and w + (2j+1)*kstride (kstride 0: the same row twice);
- * acc[4j..4j+3] = (c0 p0, c1 p0, c0 p1, c1 p1), added to. 17 instructions per 16 MACs. */
+ * weight rows w + 2j*kstride and w + (2j+1)*kstride (kstride 0: the same row twice); adds to
+ * acc[2j], acc[2j+1] (pixel 0) and acc[HIL_GEMM_ROW + 2j], ... (pixel 1). 17 instructions per
+ * 16 MACs. */
 __attribute__((naked, noinline)) static void
 mac_2x2(const int32_t *col HIL_NAKED_ARG,
         const int8_t *w HIL_NAKED_ARG,
@@ -95,7 +111,8 @@ mac_2x2(const int32_t *col HIL_NAKED_ARG,
         "str r1, [sp, #12]\n\t" /* pairs at [sp+52], acc at [sp+56] */
         "1:\n\t"
         "ldr r3, [sp, #56]\n\t"
-        "ldm r3, {r8, r9, r10, r11}\n\t"
+        "ldrd r8, r9, [r3]\n\t"
+        "ldrd r10, r11, [r3, #" HIL_STR(HIL_GEMM_ROW_BYTES) "]\n\t"
         "ldr r0, [sp, #0]\n\t"
         "ldr r1, [sp, #12]\n\t"
         "ldr r2, [sp, #8]\n\t"
@@ -120,7 +137,8 @@ mac_2x2(const int32_t *col HIL_NAKED_ARG,
         "subs lr, lr, #1\n\t"
         "bne 2b\n\t"
         "ldr r3, [sp, #56]\n\t"
-        "stm r3!, {r8, r9, r10, r11}\n\t"
+        "strd r10, r11, [r3, #" HIL_STR(HIL_GEMM_ROW_BYTES) "]\n\t"
+        "strd r8, r9, [r3], #8\n\t"
         "str r3, [sp, #56]\n\t"
         "ldr r1, [sp, #12]\n\t"
         "ldr r2, [sp, #8]\n\t"
@@ -204,10 +222,10 @@ mac_1x4(const int32_t *col HIL_NAKED_ARG,
 static void mac_2x2(const int32_t *col, const int8_t *w, int32_t groups, int32_t kstride,
                     int32_t pairs, int32_t *acc)
 {
-    for (int32_t j = 0; j < pairs; ++j, acc += 4, w += 2 * kstride) {
+    for (int32_t j = 0; j < pairs; ++j, acc += 2, w += 2 * kstride) {
         const int8_t *w0 = w, *w1 = w + kstride;
         const int32_t *c = col;
-        int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+        int32_t a00 = acc[0], a01 = acc[1], a10 = acc[HIL_GEMM_ROW], a11 = acc[HIL_GEMM_ROW + 1];
         for (int32_t n = groups; n > 0; --n, c += 4, w0 += 4, w1 += 4) {
             int32_t wa = (int32_t)hil_read_u32(w0);
             int32_t wb = hil_sxtb16_ror8(wa);
@@ -222,8 +240,8 @@ static void mac_2x2(const int32_t *col, const int8_t *w, int32_t groups, int32_t
         }
         acc[0] = a00;
         acc[1] = a01;
-        acc[2] = a10;
-        acc[3] = a11;
+        acc[HIL_GEMM_ROW] = a10;
+        acc[HIL_GEMM_ROW + 1] = a11;
     }
 }
 
@@ -260,26 +278,15 @@ void hil_gemm_rows(const hil_gemm_t *g, const int32_t *col, int32_t pixels, int8
 {
     const int32_t k = g->k, groups = k >> 2, full = groups << 2, out_c = g->out_c;
     const int8_t *tail = (const int8_t *)(col + groups * 2 * pixels);
-    int32_t acc[HIL_GEMM_CHUNK * HIL_GEMM_BLOCK];
+    int32_t acc[HIL_GEMM_BLOCK * HIL_GEMM_ROW]; /* [pixel][channel] */
 
     for (int32_t c0 = 0; c0 < out_c; c0 += HIL_GEMM_CHUNK) {
         const int32_t nc = out_c - c0 < HIL_GEMM_CHUNK ? out_c - c0 : HIL_GEMM_CHUNK;
         const int8_t *w = g->weights + c0 * k;
-        /* acc index of channel i, pixel q: pairs (c0 p0, c1 p0, c0 p1, c1 p1) for two pixels,
-         * one per channel for one pixel. */
-        for (int32_t i = 0; i < nc; ++i) {
+        for (int32_t i = 0; i < nc; ++i) { /* not memcpy: newlib-nano's copies bytes */
             const int32_t b = g->bias ? g->bias[c0 + i] : 0;
-            if (pixels == 1) {
-                acc[i] = b;
-            } else {
-                const int32_t at = (i >> 1) * 4 + (i & 1);
-                acc[at] = b;
-                acc[at + 2] = b;
-                if ((i & 1) == 0) { /* the partner slots, in case i is an odd last channel */
-                    acc[at + 1] = b;
-                    acc[at + 3] = b;
-                }
-            }
+            acc[i] = b;
+            acc[HIL_GEMM_ROW + i] = b;
         }
         if (groups > 0) {
             if (pixels == 1) {
@@ -295,24 +302,23 @@ void hil_gemm_rows(const hil_gemm_t *g, const int32_t *col, int32_t pixels, int8
                 if (pairs > 0) {
                     mac_2x2(col, w, groups, k, pairs, acc);
                 }
-                if (nc & 1) {
-                    mac_2x2(col, w + (nc - 1) * k, groups, 0, 1, acc + pairs * 4);
+                if (nc & 1) { /* the last channel twice; the copy lands in a spare slot */
+                    mac_2x2(col, w + (nc - 1) * k, groups, 0, 1, acc + nc - 1);
                 }
             }
         }
-        for (int32_t i = 0; i < nc; ++i) {
-            const int8_t *wt = w + i * k + full;
-            for (int32_t q = 0; q < pixels; ++q) {
-                const int32_t at = pixels == 1 ? i : (i >> 1) * 4 + q * 2 + (i & 1);
-                int32_t a = acc[at];
-                for (int32_t t = 0; t < k - full; ++t) {
-                    int16_t x;
-                    memcpy(&x, tail + 8 * q + 2 * t, sizeof x);
-                    a += x * wt[t];
+        for (int32_t q = 0; q < pixels; ++q) {
+            int32_t *a = acc + q * HIL_GEMM_ROW;
+            for (int32_t t = 0; t < k - full; ++t) {
+                int16_t x;
+                memcpy(&x, tail + 8 * q + 2 * t, sizeof x);
+                const int8_t *wt = w + full + t;
+                for (int32_t i = 0; i < nc; ++i) {
+                    a[i] += x * wt[i * k];
                 }
-                if (out[q]) {
-                    out[q][c0 + i] = gemm_output(g, a, c0 + i);
-                }
+            }
+            if (out[q]) {
+                out_row(g, a, 1, c0, nc, out[q] + c0);
             }
         }
     }
@@ -595,11 +601,9 @@ void hil_gemm_rows(const hil_gemm_t *g, const int32_t *col, int32_t pixels, int8
         } else {
             mac_4px(col, w, k, k, nc, acc);
         }
-        for (int32_t i = 0; i < nc; ++i) {
-            for (int32_t q = 0; q < pixels; ++q) {
-                if (out[q]) {
-                    out[q][c0 + i] = gemm_output(g, acc[i * pixels + q], c0 + i);
-                }
+        for (int32_t q = 0; q < pixels; ++q) {
+            if (out[q]) {
+                out_row(g, acc + q, pixels, c0, nc, out[q] + c0);
             }
         }
     }
