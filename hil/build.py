@@ -106,7 +106,8 @@ class BuildResult:
 def cache_dir() -> Path:
     """Root of generated projects, libraries and ELFs (`$HIL_CACHE_DIR` or ~/.cache/tinyml-hil)."""
     env = os.environ.get("HIL_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tinyml-hil"
+    # Absolute, because CMake and the linker run in other working directories.
+    return Path(env).expanduser().absolute() if env else Path.home() / ".cache" / "tinyml-hil"
 
 
 def prepare_cache_dir() -> Path:

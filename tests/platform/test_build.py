@@ -339,3 +339,15 @@ def test_a_read_only_or_full_cache_dir_is_a_clear_error(
     message = proc.stdout.strip()
     assert f"{mnt}/cache" in message and reason in message.lower()
     assert "set HIL_CACHE_DIR to a writable directory" in message
+
+
+def test_a_relative_cache_dir_builds_and_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CMake and the linker run in the build tree: a relative HIL_CACHE_DIR once became
+    # `-lrelcache/build/...` there and failed to link.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HIL_CACHE_DIR", "relcache")
+    project = model_project(tmp_path, "echo_model")
+    built = build(project, load_board("qemu-m4"))
+    assert built.elf.is_file() and built.elf.is_relative_to(tmp_path / "relcache")
