@@ -212,6 +212,7 @@ def _trial_entry(t: Trial, front: set[int]) -> dict[str, Any]:
             "timing_source": rep.get("timing_source"),
             "flash_vs_estimate": _ratio(flash, estimates["flash_bytes"]),
             "ram_vs_estimate": _ratio(ram, estimates["ram_bytes"]),
+            "arena_vs_estimate": _ratio(_number(rep.get("arena_bytes")), estimates["ram_bytes"]),
         }
     val = _number(metrics.get("accuracy", record.get("val_accuracy_int8")))
     test = _number(metrics.get("test_accuracy", record.get("test_accuracy_int8")))
@@ -529,8 +530,9 @@ def _front_table(run: dict[str, Any], data: dict[str, Any], html_dir: Path) -> s
             "est.",
             "meas./est.",
             f"RAM@{b}",
+            "arena",
             "est.",
-            "meas./est.",
+            "arena/est.",
             f"latency@{b}",
             "counts/MAC",
         ]
@@ -552,8 +554,9 @@ def _front_table(run: dict[str, Any], data: dict[str, Any], html_dir: Path) -> s
                 _fmt_value(est["flash_bytes"], unit="B"),
                 _fmt_value(m.get("flash_vs_estimate"), unit="x"),
                 _fmt_value(m.get("ram_bytes"), unit="B"),
+                _fmt_value(m.get("arena_bytes"), unit="B"),
                 _fmt_value(est["ram_bytes"], unit="B"),
-                _fmt_value(m.get("ram_vs_estimate"), unit="x"),
+                _fmt_value(m.get("arena_vs_estimate"), unit="x"),
                 _fmt_value(m.get("latency_ms"), unit="ms"),
                 "–" if m.get("counts_per_mac") is None else f"{m['counts_per_mac']:.2f}",
             ]
@@ -696,11 +699,13 @@ def render_html(data: dict[str, Any], plots: dict[str, bytes], html_path: Path) 
         head = f" of {_e(run['label'])}" if len(runs) > 1 else ""
         parts += [
             f"<h2>Pareto front{head}</h2>",
-            '<p class="note">Measured flash and RAM beside the candidate factory\'s analytical '
-            "estimates (flash: weights, biases and per-channel requantization constants, no "
-            "code; RAM: the largest set of activations alive at once, no stack, no runtime) "
-            "and their ratio. counts/MAC: the board's timing counts (instructions under QEMU) "
-            "per multiply-accumulate.</p>",
+            '<p class="note">Measurements beside the candidate factory\'s analytical '
+            "estimates and their ratio. Flash: the image (code included) against the estimate "
+            "of weights, biases and per-channel requantization constants (no code). RAM: the "
+            "image's static RAM plus measured stack; arena: the planned activation arena, "
+            "against the estimate of the largest set of activations alive at once (a lower "
+            "bound for the arena). counts/MAC: the board's timing counts (instructions under "
+            "QEMU) per multiply-accumulate.</p>",
             _front_table(run, data, html_dir),
             f"<details><summary>All {len(run['trials'])} trials{head}</summary>",
             _trials_table(run, data),
