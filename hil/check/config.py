@@ -294,6 +294,12 @@ class _Parser:
                 "'backends': this version of the bench has one backend (its own kernels) and "
                 "hil.profile takes no backend; remove the key",
             )
+        from hil.backends import BACKEND_NAMES
+
+        unknown = [b for b in value if b not in BACKEND_NAMES]
+        if unknown:
+            known = ", ".join(BACKEND_NAMES)
+            raise self.error(where, f"'backends': unknown backend {unknown[0]!r}; known: {known}")
         return list(dict.fromkeys(value))
 
     def budgets(self, table: dict[str, Any], where: str) -> dict[str, float]:

@@ -121,8 +121,8 @@ def test_paths_are_relative_to_the_checks_file(
         ),
         ("runs = 0\n[[check]]\nmodel = 'models/digits-dscnn.tflite'\n", "'runs' must be an"),
         (
-            "[[check]]\nmodel = 'models/digits-dscnn.tflite'\nbackends = ['cmsis-nn']\n",
-            "'backends': this version of the bench has one backend",
+            "[[check]]\nmodel = 'models/digits-dscnn.tflite'\nbackends = ['cmsis-nn', 'nope']\n",
+            "'backends': unknown backend 'nope'; known: own, cmsis-nn, tflm",
         ),
         ("[[check]\nmodel = 1\n", "is not valid TOML"),
     ],
