@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/search_quality.py                  # 30 evaluations, seeds 0 1
     .venv/bin/python benchmarks/search_quality.py --budget 12 --seeds 0
+    .venv/bin/python benchmarks/search_quality.py --no-run         # table of the runs so far
 
 Each (algorithm, seed) is one real `hil search` of `examples/search-digits-demo.toml` (the
 README demo's config: digits ResNets, trained, pruned, quantized and measured on qemu-m4) with
@@ -61,6 +62,11 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="+", default=["ars-mobo", "sobol"])
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "search-quality")
     parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only summarise the runs that exist (e.g. while they are running)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=REPO / "benchmarks" / "results" / "search_quality.json"
     )
     args = parser.parse_args()
@@ -72,8 +78,13 @@ def main() -> None:
         (a, s, args.runs / f"{a}-seed{s}") for s in args.seeds for a in args.algorithms
     ]
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    for algorithm, seed, run in runs:
-        run_one(args.config, run, algorithm, seed, args.budget)
+    if args.no_run:
+        runs = [r for r in runs if (r[2] / "search.db").is_file()]
+        if not runs:
+            sys.exit(f"no run under {args.runs} yet")
+    else:
+        for algorithm, seed, run in runs:
+            run_one(args.config, run, algorithm, seed, args.budget)
 
     html = args.runs / "report.html"
     data = write_report([r for _, _, r in runs], html_path=html)
@@ -90,14 +101,15 @@ def main() -> None:
     ref = ", ".join(f"{k} {v:g}" for k, v in data["reference_point"].items())
     table = Table(title=f"hil search on {args.config.name}: {args.budget} evaluations, "
                   f"normalised hypervolume (reference point: {ref})")  # fmt: skip
-    for col in ("algorithm", "seed", "HV", "done", "feasible", "failed", "front", "wall min"):
+    for col in ("algorithm", "seed", "HV", "evaluated", "feasible", "failed", "front", "wall min"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
     per_algo: dict[str, list[float]] = {}
     for r in data["runs"]:
         feasible = sum(1 for t in r["trials"] if t["status"] == "done" and t["feasible"])
         table.add_row(
             r["algorithm"], str(r["seed"]), f"{r['hypervolume']:.4f}",
-            str(r["counts"].get("done", 0)), str(feasible), str(r["counts"].get("failed", 0)),
+            f"{r['counts'].get('done', 0) + r['counts'].get('failed', 0)}/{r['budget']}",
+            str(feasible), str(r["counts"].get("failed", 0)),
             str(len(r["front"])), f"{wall[r['run']] / 60:.1f}",
         )  # fmt: skip
         per_algo.setdefault(r["algorithm"], []).append(r["hypervolume"])
