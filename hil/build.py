@@ -47,6 +47,8 @@ _RECORD = "hil-build.json"
 _LIB_OUTPUTS = ("libhil_platform.a", "libhil_kernels.a")
 _MODEL_OUTPUTS = ("model.elf", "model.map")
 _BUILD_TIMEOUT_S = 900
+#: A backend library (TFLM: ~160 C++ files) may take far longer on a loaded 2-core machine.
+_LIBRARY_TIMEOUT_S = 3600
 #: Bytes written to check that the cache can take a file (a full filesystem refuses them).
 _PROBE_BYTES = 64 * 1024
 _CACHE_HINT = "set HIL_CACHE_DIR to a writable directory with free space (a build needs a few MiB)"
@@ -177,7 +179,11 @@ def build(
     ]
     firmware = [*(REPO_ROOT / p for p in _FIRMWARE_INPUTS), board.root]
     lib_sources = _digest(firmware, "\n".join(board_args))
-    backend_keys = {lib.name: _library_key(lib, lib_sources) for lib in libraries}
+    # A backend library depends on the board's flags and the build files, not on the bench's
+    # runtime or kernels: editing those must not rebuild TFLM (minutes) or CMSIS-NN.
+    build_files = [REPO_ROOT / "CMakeLists.txt", REPO_ROOT / "cmake"]
+    board_key = _digest(build_files, "\n".join(board_args))
+    backend_keys = {lib.name: _library_key(lib, board_key) for lib in libraries}
     model_sources = _digest([project_dir], lib_sources + "".join(backend_keys.values()))[:16]
     board_cache = prepare_cache_dir() / "build" / board.name
 
@@ -212,7 +218,7 @@ def build(
             what_lib += f" ({lib.hint})"
         lib_args = [*board_args, f"-DHIL_LIBRARY_CMAKE={lib.cmake_file}",
                     f"-DHIL_LIBRARY_NAME={lib.name}", *lib.cmake_args]
-        _Tree(tree, (lib.file_name,), what_lib, named).ensure(
+        _Tree(tree, (lib.file_name,), what_lib, named, _LIBRARY_TIMEOUT_S).ensure(
             generator, lib_args, jobs, board, compiler
         )
         backend_libs.append(str(tree / lib.file_name))
@@ -311,6 +317,7 @@ class _Tree:
     outputs: tuple[str, ...]
     what: str  # in build errors
     named: str  # in "does not fit" errors
+    timeout_s: float = _BUILD_TIMEOUT_S
 
     def ensure(
         self, generator: str, args: list[str], jobs: int, board: Board, compiler: str
@@ -336,11 +343,11 @@ class _Tree:
             for cmd in (configure, compile_):
                 try:
                     proc = subprocess.run(
-                        cmd, capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False
+                        cmd, capture_output=True, text=True, timeout=self.timeout_s, check=False
                     )
                 except subprocess.TimeoutExpired as exc:
                     raise BuildError(
-                        f"building {self.what} took over {_BUILD_TIMEOUT_S} s and was stopped"
+                        f"building {self.what} took over {self.timeout_s:.0f} s and was stopped"
                     ) from exc
                 log.append(f"$ {shlex.join(cmd)}\n{proc.stdout}{proc.stderr}")
                 if proc.returncode != 0:

@@ -86,6 +86,9 @@ class Graph:
     operators: list[Operator]
     inputs: list[int]
     outputs: list[int]
+    #: The .tflite flatbuffer the graph was read from (the importer sets it), for backends
+    #: that run the model file itself (TFLM); None for a graph built in code.
+    flatbuffer: bytes | None = field(default=None, repr=False, compare=False)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

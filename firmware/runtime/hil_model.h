@@ -50,9 +50,12 @@ extern const uint32_t hil_model_id;
  *   up an interpreter in its arena; no C++ static constructors run on this runtime).
  * hil_model_invoke: a model that cannot run layer by layer (an interpreter, e.g. TFLM) runs one
  *   whole inference here and calls hil_layer_end() as each of its hil_model_num_layers layers
- *   ends; the runtime then never calls hil_model_layers[] (define it, e.g. { 0 }). */
+ *   ends; the runtime then never calls hil_model_layers[] (define it, e.g. { 0 }).
+ * hil_model_prepare: called before each inference, outside the timed span (e.g. to copy the
+ *   inputs into an interpreter's own input tensors, whose memory it reuses during a run). */
 void hil_model_init(void) __attribute__((weak));
 void hil_model_invoke(void) __attribute__((weak));
+void hil_model_prepare(void) __attribute__((weak));
 
 /* Provided by the runtime for hil_model_invoke: the layer running since the inference began or
  * since the last call has ended (its count is taken now). */

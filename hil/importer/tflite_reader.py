@@ -232,6 +232,7 @@ class _Reader:
             operators=operators,
             inputs=self._indices(sg.InputsAsNumpy(), len(tensors), "graph inputs"),
             outputs=self._indices(sg.OutputsAsNumpy(), len(tensors), "graph outputs"),
+            flatbuffer=self.data,
         )
         validate.check_quantization(graph, self.where)
         return graph

@@ -1,0 +1,203 @@
+"""Finding the smallest TFLM arena that works, by asking TFLM on the device.
+
+TFLM plans its arena at run time (`AllocateTensors`): tensors, its own bookkeeping and the
+kernels' scratch buffers, whose sizes depend on the core (CMSIS-NN's DSP kernels want more
+scratch than the plain-C ones) and on 32-bit pointer sizes. A host run of the tflite-micro
+Python package would measure a 64-bit build with other kernels, so the figure is measured
+where it counts: a probe image with a generous arena runs the model once on the target and
+reports `arena_used_bytes()` and where TFLM put each I/O tensor. The final image provisions
+that size rounded up to TFLM's 16-byte arena alignment (the arena itself is 16-aligned, so
+no extra margin is needed: TFLM's header, `micro_interpreter.h`, asks for +16 only for a
+misaligned arena).
+
+The result is cached per model, TFLM version, kernels, flags and board, so the probe runs
+once; later profiles of the same model build the final image straight away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hil.errors import HilError, ModelError, ModelTooLargeError, UnsupportedOpError
+
+if TYPE_CHECKING:
+    from hil.boards import Board
+    from hil.build import Library
+    from hil.codegen import GeneratedProject
+
+#: TFLM's arena alignment (`MicroArenaBufferAlignment()`).
+ALIGNMENT = 16
+#: Share of the board's RAM the probe image gives TFLM's arena.
+PROBE_RAM_SHARE = 5 / 8
+#: Size of the status block's message (TFLM's log lines).
+MESSAGE_BYTES = 192
+#: Bumped when the status block or the probe changes, so old cached figures are not reused.
+PROBE_VERSION = 1
+
+_MAGIC = 0x4C465448  # "HTFL"
+_HEADER = struct.Struct("<6I")
+# Status codes of the probe image (firmware/templates/tflm/model.cc.j2).
+_OK, _BAD_SCHEMA, _RESOLVER_FULL, _ALLOCATE_FAILED, _IO_MISMATCH, _INVOKE_FAILED, _NOT_READY = (
+    range(7)
+)
+#: Instructions per second QEMU reaches at worst on a loaded host; instructions per MAC of
+#: TFLM's reference kernels on a Cortex-M0 at worst (for the link's timeout).
+_SLOWEST_IPS = 20e6
+_WORST_INSTRUCTIONS_PER_MAC = 60
+
+
+@dataclass(frozen=True)
+class ArenaFit:
+    """What the probe learnt: arena TFLM used, where it put each input and output tensor
+    (byte offsets in the arena, -1 outside it), and the profiler events of one inference."""
+
+    used_bytes: int
+    offsets: tuple[int, ...]
+    events: int
+
+    @property
+    def provisioned_bytes(self) -> int:
+        """The arena the final image provisions: used, rounded up to the alignment."""
+        return -(-self.used_bytes // ALIGNMENT) * ALIGNMENT
+
+
+def probe_arena_bytes(board: Board) -> int:
+    """The probe image's arena: a generous share of the board's RAM, 16-aligned."""
+    return int(board.ram_bytes * PROBE_RAM_SHARE) // ALIGNMENT * ALIGNMENT
+
+
+def status_bytes(num_io: int) -> int:
+    """Size of the probe image's status block (mirrors `struct Status` in the template)."""
+    return _HEADER.size + 4 * num_io + MESSAGE_BYTES
+
+
+@dataclass(frozen=True)
+class Status:
+    """The probe image's status block, decoded."""
+
+    code: int
+    arena_used: int
+    arena_bytes: int
+    invokes: int
+    events: int
+    offsets: tuple[int, ...]
+    message: str
+
+
+def parse_status(data: bytes, num_io: int) -> Status:
+    """Decode the status block; HilError when it is not one (a wrong or damaged image)."""
+    if len(data) != status_bytes(num_io):
+        raise HilError(
+            f"the TFLM probe image answered with a {len(data)}-byte status block, expected "
+            f"{status_bytes(num_io)}: rebuild it (clear $HIL_CACHE_DIR/projects)"
+        )
+    magic, code, used, size, invokes, events = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise HilError(f"the TFLM probe image's status block has magic 0x{magic:08x}")
+    offsets = struct.unpack_from(f"<{num_io}i", data, _HEADER.size)
+    raw = data[_HEADER.size + 4 * num_io :].split(b"\0", 1)[0]
+    message = raw.decode("ascii", errors="replace").strip().rstrip(";").strip()
+    return Status(code, used, size, invokes, events, tuple(offsets), message)
+
+
+def explain(status: Status, *, model: str, board: Board) -> HilError:
+    """The error a failed probe stands for, with TFLM's own words."""
+    said = f" TFLM said: {status.message}" if status.message else ""
+    if status.code == _ALLOCATE_FAILED:
+        kib = status.arena_bytes / 1024
+        if "Didn't find op" in status.message:
+            return UnsupportedOpError(
+                f"TFLM found no kernel for an op of model {model!r} in the generated resolver "
+                f"on {board.name}.{said} The resolver is generated from the model's ops, so "
+                "this is a bench bug: please report it."
+            )
+        if any(word in status.message for word in ("Requested", "missing:", "too small")):
+            return ModelTooLargeError(
+                f"TFLM could not lay out model {model!r} in a {kib:,.0f} KiB arena on "
+                f"{board.name} ({board.ram_bytes / 1024:,.0f} KiB of RAM).{said} Make the "
+                "model smaller or pick a board with more RAM (`hil boards`)."
+            )
+        return UnsupportedOpError(
+            f"TFLM refused model {model!r} while preparing it on {board.name}.{said} Use "
+            "another backend, or a TFLM version that supports the model."
+        )
+    if status.code == _BAD_SCHEMA:
+        return ModelError(f"TFLM cannot read model {model!r}.{said} Re-export the model.")
+    if status.code == _IO_MISMATCH:
+        return ModelError(
+            f"TFLM's inputs and outputs of model {model!r} differ from what the bench read "
+            f"from the file.{said}"
+        )
+    if status.code == _INVOKE_FAILED:
+        return UnsupportedOpError(
+            f"TFLM failed to run model {model!r} on {board.name}.{said} Use another backend, "
+            "or a TFLM version that supports the model."
+        )
+    return HilError(
+        f"the TFLM probe image of model {model!r} failed on {board.name} (status "
+        f"{status.code}).{said} This is a bench bug: please report it."
+    )
+
+
+def find_arena(
+    project: GeneratedProject,
+    board: Board,
+    libraries: Sequence[Library],
+    *,
+    key: str,
+    model_name: str,
+) -> ArenaFit:
+    """Build and run the probe `project` once (or read the figure cached under `key`)."""
+    from hil.build import build, cache_errors, prepare_cache_dir
+    from hil.link import DeviceLink
+    from hil.targets import open_target
+
+    cache = prepare_cache_dir() / "tflm-arena" / f"{key}.json"
+    cached = _read(cache)
+    if cached is not None:
+        return cached
+    num_io = len(project.inputs) + len(project.outputs) + len(project.debug_tensors)
+    what = f"{model_name} (TFLM arena probe)"
+    built = build(project.out_dir, board, model_name=what, libraries=libraries)
+    timeout = 20.0 + project.macs * _WORST_INSTRUCTIONS_PER_MAC / _SLOWEST_IPS
+    target = open_target(board)
+    with (
+        target.session(built.elf) as url,
+        DeviceLink(url, timeout=timeout, baudrate=board.serial.baudrate) as link,
+    ):
+        link.expect_model(project.model_id)
+        status = parse_status(link.read_output(0), num_io)
+        if status.code == _OK:
+            link.run(1, 0)
+            status = parse_status(link.read_output(0), num_io)
+    if status.code != _OK:
+        raise explain(status, model=model_name, board=board)
+    if status.invokes != 1 or status.events != len(project.layers):
+        raise HilError(
+            f"the TFLM probe of model {model_name!r} ran {status.invokes} inference(s) with "
+            f"{status.events} operator events, expected 1 with {len(project.layers)}: a bench "
+            "bug, please report it"
+        )
+    fit = ArenaFit(status.arena_used, status.offsets, status.events)
+    with cache_errors():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"used_bytes": fit.used_bytes, "offsets": list(fit.offsets),
+                                   "events": fit.events}) + "\n")  # fmt: skip
+        os.replace(tmp, cache)
+    return fit
+
+
+def _read(path: Path) -> ArenaFit | None:
+    try:
+        data = json.loads(path.read_text())
+        return ArenaFit(int(data["used_bytes"]), tuple(int(o) for o in data["offsets"]),
+                        int(data["events"]))  # fmt: skip
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
