@@ -6,7 +6,14 @@ from the k-means centres of the current Pareto set (in input space); train them 
 Chebyshev-EI reward (`optimizer.ars.reward`), each rollout H steps through the unit cube;
 validate each policy with a deterministic rollout and propose the best state any of them
 reached. Unlike the paper's description, the reward counts only improvement inside the
-hypervolume reference box (`reference_box`, measured in docs/optimizer.md). Batches (q > 1)
+hypervolume reference box (`reference_box`, measured in docs/optimizer.md).
+
+Selectable variants (issue 13; what each adds is measured in docs/optimizer.md):
+`inner` swaps the ARS ensemble for L-BFGS on the same reward (botorch `optimize_acqf`) or for
+uniform random search with as many reward evaluations (the ablation); `policy="linear"` is the
+paper's linear policy; `polish` runs L-BFGS from the best ARS states; `weights="stratified"`
+gives every policy its own quasi-random weight vector and picks among the policies' proposals
+by qLogNEHVI. Batches (q > 1)
 are built greedily: each further point gets new weights and sees the earlier ones as pending.
 Constraints and failed evaluations enter as GP-modelled constraints. The defaults and the
 ablation that chose them are in docs/optimizer.md.
@@ -14,25 +21,34 @@ ablation that chose them are in docs/optimizer.md.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+from botorch.generation.gen import gen_candidates_scipy
+from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.sampling import sample_simplex
 from sklearn.cluster import KMeans
 from torch import Tensor
 
-from optimizer.algorithms.acquisition import reference_point
+from optimizer.algorithms.acquisition import AcquisitionSettings, maximise, reference_point
 from optimizer.algorithms.model_based import ModelBasedOptimizer
-from optimizer.ars.policy import MlpPolicy
-from optimizer.ars.reward import REWARDS, chebyshev_ei_reward
-from optimizer.ars.trainer import ArsConfig, train_ensemble
+from optimizer.ars.policy import LinearPolicy, MlpPolicy, Policy
+from optimizer.ars.reward import REWARDS, PerPolicyReward, Reward, chebyshev_ei_reward
+from optimizer.ars.trainer import ArsConfig, reward_evaluations, train_ensemble
 from optimizer.core import OptimizerError, Settings
 from optimizer.hypervolume import pareto_mask
 from optimizer.models import DTYPE, Surrogate
 
 #: Two proposals closer than this (max-norm in the unit cube) count as the same point.
 DUPLICATE_TOLERANCE = 1e-6
+
+INNER = ("ars", "lbfgs", "random")
+POLICIES = ("mlp", "linear")
+WEIGHTS = ("shared", "stratified")
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,14 @@ class ArsMoboSettings(Settings):
     reward: str = "log-ei"
     #: Reward only improvement inside the hypervolume reference box (see optimizer.ars.reward).
     reference_box: bool = True
+    #: What maximises the reward: the ARS ensemble, or (ablation) L-BFGS / random search.
+    inner: str = "ars"
+    policy: str = "mlp"
+    #: L-BFGS (at most `polish_iterations` steps) from each policy's best validated state.
+    polish: bool = False
+    polish_iterations: int = 50
+    #: One shared random weight vector, or a stratified one per policy + qLogNEHVI pick.
+    weights: str = "shared"
 
     def __post_init__(self) -> None:
         for name in ("policies", "directions", "top_directions", "horizon", "hidden", "mc_samples"):
@@ -67,6 +91,16 @@ class ArsMoboSettings(Settings):
             raise OptimizerError("ARS-MOBOpt noise, step_size and max_step must be > 0")
         if self.reward not in REWARDS:
             raise OptimizerError(f"ARS-MOBOpt reward must be one of {', '.join(REWARDS)}")
+        for name, allowed in (("inner", INNER), ("policy", POLICIES), ("weights", WEIGHTS)):
+            if getattr(self, name) not in allowed:
+                raise OptimizerError(
+                    f"ARS-MOBOpt setting {name} must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        if self.weights == "stratified" and self.inner != "ars":
+            raise OptimizerError('ARS-MOBOpt weights="stratified" needs inner="ars"')
+        if self.polish_iterations < 1:
+            raise OptimizerError("ARS-MOBOpt setting polish_iterations must be >= 1")
 
 
 class ArsMobo(ModelBasedOptimizer):
@@ -75,25 +109,117 @@ class ArsMobo(ModelBasedOptimizer):
 
     def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         s: ArsMoboSettings = self.settings  # type: ignore[assignment]
-        policy = MlpPolicy(self.spec.dim, s.hidden, s.max_step)
-        config = ArsConfig(
-            s.directions, s.top_directions, s.noise, s.step_size, s.horizon, s.iterations
-        )
         ref = reference_point(surrogate, self.spec.ref_point) if s.reference_box else None
         taken = torch.as_tensor(np.array([o.x for o in self.observations]), dtype=DTYPE)
         chosen: list[Tensor] = []
         for _ in range(q):
             pending = [t for t in (x_pending, *chosen) if t is not None]
             x_pend = torch.cat(pending) if pending else None
+            avoid = taken if x_pend is None else torch.cat([taken, x_pend])
+            if s.weights == "stratified":
+                chosen.append(self._propose_stratified(surrogate, ref, x_pend, avoid))
+                continue
             weights = sample_simplex(surrogate.num_objectives, dtype=DTYPE)[0]
             reward = chebyshev_ei_reward(
                 surrogate, weights, s.reward, s.mc_samples, x_pend, ref_point=ref
             )
-            generator = torch.Generator().manual_seed(self.draw_seed())
-            ensemble = train_ensemble(policy, self._starts(surrogate), reward, config, generator)
-            avoid = taken if x_pend is None else torch.cat([taken, x_pend])
-            chosen.append(self._pick(ensemble.best_states, ensemble.best_rewards, avoid))
+            states, rewards = self._maximise(surrogate, reward)
+            chosen.append(self._pick(states, rewards, avoid))
         return torch.cat(chosen)
+
+    def _config(self) -> ArsConfig:
+        s: ArsMoboSettings = self.settings  # type: ignore[assignment]
+        return ArsConfig(
+            s.directions, s.top_directions, s.noise, s.step_size, s.horizon, s.iterations
+        )
+
+    def _policy(self) -> Policy:
+        s: ArsMoboSettings = self.settings  # type: ignore[assignment]
+        if s.policy == "linear":
+            return LinearPolicy(self.spec.dim, s.max_step)
+        return MlpPolicy(self.spec.dim, s.hidden, s.max_step)
+
+    def _maximise(self, surrogate: Surrogate, reward: Reward) -> tuple[Tensor, Tensor]:
+        """Candidate states and their rewards from the configured inner optimiser."""
+        s: ArsMoboSettings = self.settings  # type: ignore[assignment]
+        generator = torch.Generator().manual_seed(self.draw_seed())
+        if s.inner == "lbfgs":
+            x = maximise(reward.acqf, self.spec.dim, 1, AcquisitionSettings())
+            return x, reward(x)
+        if s.inner == "random":
+            count = reward_evaluations(self._config(), s.policies)
+            x = torch.rand(count, self.spec.dim, generator=generator, dtype=DTYPE)
+            values = torch.cat([reward(chunk) for chunk in x.split(2048)])
+            top = torch.topk(values, min(s.policies, count)).indices
+            return x[top], values[top]
+        ensemble = train_ensemble(
+            self._policy(), self._starts(surrogate), reward, self._config(), generator
+        )
+        states, rewards = ensemble.best_states, ensemble.best_rewards
+        if s.polish:
+            states, rewards = self._polish(reward, states, rewards)
+        return states, rewards
+
+    def _polish(self, reward: Reward, states: Tensor, rewards: Tensor) -> tuple[Tensor, Tensor]:
+        """L-BFGS-B from each ARS state on the same acquisition; the ARS states stay candidates
+        (a polish that fails or ends lower loses nothing)."""
+        s: ArsMoboSettings = self.settings  # type: ignore[assignment]
+        lower = torch.zeros(self.spec.dim, dtype=DTYPE)
+        try:
+            polished, _ = gen_candidates_scipy(
+                initial_conditions=states.unsqueeze(1).clone(),
+                acquisition_function=reward.acqf,
+                lower_bounds=lower,
+                upper_bounds=lower + 1,
+                options={"maxiter": s.polish_iterations},
+            )
+        except Exception as exc:  # a numerical failure of the polish: keep the ARS states
+            warnings.warn(f"ars-mobo: L-BFGS polish failed ({exc})", RuntimeWarning, stacklevel=2)
+            return states, rewards
+        polished = polished.squeeze(1).detach().clamp(0, 1)
+        return torch.cat([polished, states]), torch.cat([reward(polished), rewards])
+
+    def _propose_stratified(
+        self, surrogate: Surrogate, ref: Tensor | None, x_pend: Tensor | None, avoid: Tensor
+    ) -> Tensor:
+        """One quasi-random weight vector per policy, each policy trained on its own reward;
+        the policies' best states (polished if asked) ranked by qLogNEHVI."""
+        s: ArsMoboSettings = self.settings  # type: ignore[assignment]
+        m = surrogate.num_objectives
+        weights = sample_simplex(m, s.policies, qmc=True, seed=self.draw_seed(), dtype=DTYPE)
+        rewards = [
+            chebyshev_ei_reward(surrogate, w, s.reward, s.mc_samples, x_pend, ref_point=ref)
+            for w in weights
+        ]
+        generator = torch.Generator().manual_seed(self.draw_seed())
+        ensemble = train_ensemble(
+            self._policy(),
+            self._starts(surrogate),
+            PerPolicyReward(rewards),
+            self._config(),
+            generator,
+        )
+        states = ensemble.best_states
+        if s.polish:
+            polished = [
+                self._polish(r, states[i : i + 1], ensemble.best_rewards[i : i + 1])[0]
+                for i, r in enumerate(rewards)
+            ]
+            states = torch.cat(polished)
+        nehvi = qLogNoisyExpectedHypervolumeImprovement(
+            model=surrogate.model,
+            ref_point=(ref if ref is not None else reference_point(surrogate, None)).tolist(),
+            X_baseline=surrogate.x_ok,
+            sampler=SobolQMCNormalSampler(sample_shape=torch.Size([s.mc_samples])),
+            objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
+            constraints=surrogate.constraints or None,
+            X_pending=x_pend,
+            prune_baseline=True,
+            cache_root=False,
+        )
+        with torch.no_grad():
+            scores = nehvi(states.unsqueeze(-2))
+        return self._pick(states, torch.nan_to_num(scores, nan=-torch.inf), avoid)
 
     def _starts(self, surrogate: Surrogate) -> Tensor:
         """L start states: k-means centres of the Pareto set (feasible front, or the least

@@ -8,9 +8,48 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
+
+
+class Policy(Protocol):
+    """What the ARS trainer needs of a policy: a flat parameter vector and a batched step."""
+
+    @property
+    def num_params(self) -> int: ...
+
+    def initial(self, count: int, generator: torch.Generator) -> Tensor: ...
+
+    def act(self, theta: Tensor, state: Tensor, progress: float) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class LinearPolicy:
+    """The paper's linear policy: ``step = clip(Theta [x, t/H, 1], +-max_step)``.
+
+    ``d (d + 2)`` parameters against the MLP's ``(2d + 2) hidden + d``: a quarter of them for
+    d = 8 and 16 hidden units, so the ARS gradient estimate from the same N directions is less
+    noisy. Starts at zero (Mania et al.), i.e. an untrained policy stands still.
+    """
+
+    dim: int
+    max_step: float
+
+    @property
+    def num_params(self) -> int:
+        return self.dim * (self.dim + 2)
+
+    def initial(self, count: int, generator: torch.Generator) -> Tensor:
+        return torch.zeros(count, self.num_params, dtype=torch.float64)
+
+    def act(self, theta: Tensor, state: Tensor, progress: float) -> Tensor:
+        b, d = theta.shape[0], self.dim
+        ones = torch.ones(b, 1, dtype=state.dtype)
+        inputs = torch.cat([state, torch.full((b, 1), progress, dtype=state.dtype), ones], dim=1)
+        out = torch.bmm(theta.view(b, d, d + 2), inputs.unsqueeze(-1)).squeeze(-1)
+        return out.clamp(-self.max_step, self.max_step)
 
 
 @dataclass(frozen=True)
@@ -55,7 +94,7 @@ class Rollout:
 
 
 def rollout(
-    policy: MlpPolicy,
+    policy: Policy,
     theta: Tensor,
     start: Tensor,
     horizon: int,

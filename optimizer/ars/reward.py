@@ -12,10 +12,10 @@ ARS no signal at all, whereas log EI still ranks directions (see docs/optimizer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
-from botorch.acquisition import qExpectedImprovement, qLogExpectedImprovement
+from botorch.acquisition import AcquisitionFunction, qExpectedImprovement, qLogExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
@@ -34,8 +34,9 @@ def chebyshev_ei_reward(
     mc_samples: int,
     x_pending: Tensor | None,
     ref_point: Tensor | None = None,
-) -> Callable[[Tensor], Tensor]:
-    """A function from states (B, d) to rewards (B,).
+) -> Reward:
+    """A function from states (B, d) to rewards (B,); its `acqf` is the differentiable
+    acquisition behind it (for L-BFGS on the same reward).
 
     With `ref_point` (maximisation space, i.e. negated objectives), only improvement inside
     the reference box counts: it enters as one more constraint per objective, and the
@@ -67,11 +68,35 @@ def chebyshev_ei_reward(
         constraints=constraints or None,
         X_pending=x_pending,
     )
+    return Reward(acqf)
 
-    def reward(states: Tensor) -> Tensor:
+
+class Reward:
+    """The acquisition value of single states, without gradients, non-finite values replaced
+    by the batch's lowest finite one (ARS ranks directions; a NaN would poison the update)."""
+
+    def __init__(self, acqf: AcquisitionFunction) -> None:
+        self.acqf = acqf
+
+    def __call__(self, states: Tensor) -> Tensor:
         with torch.no_grad():
-            values = acqf(states.unsqueeze(-2))
-        floor = values[torch.isfinite(values)].min() if torch.isfinite(values).any() else 0.0
+            values = self.acqf(states.unsqueeze(-2))
+        finite = torch.isfinite(values)
+        floor = values[finite].min() if finite.any() else 0.0
         return torch.nan_to_num(values, nan=float(floor), neginf=float(floor))
 
-    return reward
+
+class PerPolicyReward:
+    """One reward per policy, for a batch of states ordered policy-major (as the ARS trainer
+    lays out its rollouts): chunk l of the batch is scored by reward l."""
+
+    def __init__(self, rewards: Sequence[Callable[[Tensor], Tensor]]) -> None:
+        self.rewards = list(rewards)
+
+    def __call__(self, states: Tensor) -> Tensor:
+        chunks = states.chunk(len(self.rewards), dim=0)
+        if len(chunks) != len(self.rewards) or len(states) % len(self.rewards):
+            raise OptimizerError(
+                f"{len(states)} states cannot be split among {len(self.rewards)} policies"
+            )
+        return torch.cat([r(c) for r, c in zip(self.rewards, chunks, strict=True)])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from optimizer.ars.policy import MlpPolicy, rollout
+from optimizer.ars.policy import Policy, rollout
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ class ArsConfig:
     iterations: int  # training steps
 
 
+def reward_evaluations(config: ArsConfig, policies: int) -> int:
+    """States one `train_ensemble` call scores: training rollouts plus the validation rollout
+    (the budget the random-search ablation gets)."""
+    return (config.iterations * 2 * config.directions + 1) * policies * config.horizon
+
+
 @dataclass
 class TrainedEnsemble:
     """Validation result: the best state each trained policy's deterministic rollout reached."""
@@ -37,13 +43,16 @@ class TrainedEnsemble:
 
 
 def train_ensemble(
-    policy: MlpPolicy,
+    policy: Policy,
     starts: Tensor,
     reward: Callable[[Tensor], Tensor],
     config: ArsConfig,
     generator: torch.Generator,
 ) -> TrainedEnsemble:
-    """Train one policy per start state (L, d) with ARS, then validate each deterministically."""
+    """Train one policy per start state (L, d) with ARS, then validate each deterministically.
+
+    `reward` scores a policy-major batch of states (rows of policy l first), so a
+    `PerPolicyReward` can give each policy its own scalarisation."""
     n_pol, n_dir, k = starts.shape[0], config.directions, config.top_directions
     theta = policy.initial(n_pol, generator)
     # Every perturbed copy of policy l starts where policy l starts.
