@@ -4,7 +4,8 @@
 
 Each variant changes the defaults in `ArsMoboSettings` as named; the table gives the mean and
 standard deviation over seeds of the normalised hypervolume at the budget and the wall seconds
-per proposal. docs/optimizer.md records the run that chose the defaults.
+per proposal. docs/optimizer.md records the run that chose the defaults. For issue 13's paired,
+resumable protocol (raw JSON per run) use benchmarks/optimizer_protocol.py instead.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "alpha=0.1": {"step_size": 0.1},
     "nu=0.2": {"noise": 0.2},
     "box=off": {"reference_box": False},
+    # Issue 13: the inner-optimiser swap and the paper-style variants.
+    "inner=lbfgs": {"inner": "lbfgs"},
+    "inner=random": {"inner": "random"},
+    "policy=linear": {"policy": "linear"},
+    "polish": {"polish": True},
+    "weights=stratified": {"weights": "stratified"},
 }
 
 
