@@ -47,7 +47,8 @@ static void conv_portable(const hil_conv_params_t *p, const int8_t *input, const
                     if (bias != 0) {
                         acc += bias[oc];
                     }
-                    acc = hil_requantize(acc, out_mult[oc], out_shift[oc]) + p->out_zp;
+                    const int32_t q = p->per_tensor ? 0 : oc;
+                    acc = hil_requantize(acc, out_mult[q], out_shift[q]) + p->out_zp;
                     *out++ = (int8_t)hil_clamp_s32(acc, p->act_min, p->act_max);
                 }
             }
@@ -119,33 +120,28 @@ static void fill_window(const hil_conv_params_t *p, const hil_gemm_t *g, const i
     }
 }
 
-static int conv_fast(const hil_conv_params_t *p, const int8_t *input, const int8_t *weights,
-                     const int32_t *bias, const int32_t *out_mult, const int32_t *out_shift,
-                     int8_t *output)
+/* Bytes of working memory conv_fast needs for blocks of `block` pixels: the column buffer,
+ * then (DSP path, input channels not a multiple of four) the raw window it is expanded from. */
+static int32_t conv_scratch_bytes(const hil_conv_params_t *p, int32_t block)
 {
     const int32_t k = p->k_h * p->k_w * p->in_c;
-    const int32_t out_c = p->out_c, out_w = p->out_w;
-    const int32_t pixels = p->out_h * out_w;
-    const hil_gemm_t g = {weights, bias,     out_mult,  out_shift,  k, out_c,
-                          p->in_zp, p->out_zp, p->act_min, p->act_max, 0};
-    const int32_t in_size = p->in_h * p->in_w * p->in_c;
-
-    if (p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
-        p->in_h == p->out_h && p->in_w == out_w) {
-        /* 1x1, stride 1: the input is already the matrix, one pixel per row. */
-        return hil_gemm_contiguous(&g, input, p->batches * pixels, p->in_c, output);
-    }
-    const int32_t block =
-        pixels >= HIL_GEMM_BLOCK && hil_gemm_fits(k, HIL_GEMM_BLOCK) ? HIL_GEMM_BLOCK : 1;
-    if (!hil_gemm_fits(k, block)) {
-        return 0;
-    }
-    int32_t col[hil_gemm_col_words(k, block)];
+    int32_t bytes = hil_gemm_col_words(k, block) * 4;
 #if defined(HIL_PATH_DSP)
-    int8_t stage[(p->in_c & 3) ? k : 1];
-#else
-    int8_t *stage = 0;
+    if (p->in_c & 3) {
+        bytes += k;
+    }
 #endif
+    return bytes;
+}
+
+/* The pixel loop of conv_fast over a working memory of conv_scratch_bytes(p, block). */
+__attribute__((noinline)) static void conv_pixels(const hil_conv_params_t *p,
+                                                  const hil_gemm_t *g, const int8_t *input,
+                                                  int8_t *output, int32_t *col, int32_t block)
+{
+    const int32_t out_c = p->out_c, out_w = p->out_w, pixels = p->out_h * out_w;
+    const int32_t in_size = p->in_h * p->in_w * p->in_c;
+    int8_t *stage = (int8_t *)(col + hil_gemm_col_words(g->k, block));
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * in_size;
         int8_t *out_b = output + b * pixels * out_c;
@@ -153,25 +149,63 @@ static int conv_fast(const hil_conv_params_t *p, const int8_t *input, const int8
         for (; n + block <= pixels; n += block) {
             int8_t *out[HIL_GEMM_BLOCK];
             for (int32_t q = 0; q < block; ++q) {
-                fill_window(p, &g, in_b, oy, ox, col, q, block, stage);
+                fill_window(p, g, in_b, oy, ox, col, q, block, stage);
                 out[q] = out_b + (n + q) * out_c;
                 if (++ox == out_w) {
                     ox = 0;
                     ++oy;
                 }
             }
-            hil_gemm_rows(&g, col, block, out);
+            hil_gemm_rows(g, col, block, out);
         }
         for (; n < pixels; ++n) {
             int8_t *out = out_b + n * out_c;
-            fill_window(p, &g, in_b, oy, ox, col, 0, 1, stage);
-            hil_gemm_rows(&g, col, 1, &out);
+            fill_window(p, g, in_b, oy, ox, col, 0, 1, stage);
+            hil_gemm_rows(g, col, 1, &out);
             if (++ox == out_w) {
                 ox = 0;
                 ++oy;
             }
         }
     }
+}
+
+static int conv_fast(const hil_conv_params_t *p, const int8_t *input, const int8_t *weights,
+                     const int32_t *bias, const int32_t *out_mult, const int32_t *out_shift,
+                     int8_t *output)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c;
+    const int32_t pixels = p->out_h * p->out_w;
+    const hil_gemm_t g = {weights,  bias,      out_mult,   out_shift,  k, p->out_c,
+                          p->in_zp, p->out_zp, p->act_min, p->act_max, 0, p->per_tensor};
+
+    if (p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+        p->in_h == p->out_h && p->in_w == p->out_w) {
+        /* 1x1, stride 1: the input is already the matrix, one pixel per row. */
+        return hil_gemm_contiguous(&g, input, p->batches * pixels, p->in_c, output, p->scratch,
+                                   p->scratch_bytes);
+    }
+    /* The planned scratch if it holds a block (or a pixel), else the stack if it may. */
+    int32_t block = pixels >= HIL_GEMM_BLOCK ? HIL_GEMM_BLOCK : 1;
+    if (p->scratch != 0) {
+        if (conv_scratch_bytes(p, block) > p->scratch_bytes && block > 1) {
+            block = 1;
+        }
+        if (conv_scratch_bytes(p, block) <= p->scratch_bytes) {
+            conv_pixels(p, &g, input, output, (int32_t *)p->scratch, block);
+            return 1;
+        }
+        block = pixels >= HIL_GEMM_BLOCK ? HIL_GEMM_BLOCK : 1;
+    }
+    if (conv_scratch_bytes(p, block) > HIL_KERNELS_STACK_BUFFER) {
+        block = 1;
+    }
+    const int32_t bytes = conv_scratch_bytes(p, block);
+    if (bytes > HIL_KERNELS_STACK_BUFFER) {
+        return 0;
+    }
+    int32_t buffer[(bytes + 3) / 4];
+    conv_pixels(p, &g, input, output, buffer, block);
     return 1;
 }
 #endif

@@ -49,6 +49,12 @@ static void depthwise_any(const hil_conv_params_t *p, const int8_t *input, const
                 for (int32_t ic = 0; ic < in_c; ++ic) {
                     for (int32_t m = 0; m < mult; ++m, ++oc) {
                         int32_t acc = bias != 0 ? bias[oc] : 0;
+                        if (p->bias_folded) {
+                            /* The bias took off in_zp * (every weight): padding gives it back. */
+                            for (int32_t t = 0; t < p->k_h * p->k_w; ++t) {
+                                acc += in_zp * weights[t * out_c + oc];
+                            }
+                        }
                         for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
                             const int32_t iy = y0 + ky * p->dilation_h;
                             for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
@@ -58,7 +64,8 @@ static void depthwise_any(const hil_conv_params_t *p, const int8_t *input, const
                                 acc += (x - in_zp) * w;
                             }
                         }
-                        acc = hil_requantize(acc, out_mult[oc], out_shift[oc]) + p->out_zp;
+                        const int32_t q = p->per_tensor ? 0 : oc;
+                        acc = hil_requantize(acc, out_mult[q], out_shift[q]) + p->out_zp;
                         *out++ = (int8_t)hil_clamp_s32(acc, p->act_min, p->act_max);
                     }
                 }
@@ -193,7 +200,7 @@ static void dw_taps(const int8_t *x, const int8_t *w, const int32_t *offs, int32
 
 /* The buffers of depthwise_mult1, carved from one stack array. */
 typedef struct {
-    int32_t *folded;      /* bias - in_zp * sum(w), per channel */
+    const int32_t *folded; /* bias - in_zp * sum(w), per channel */
     int32_t *acc;         /* the sweep's sums, per channel */
     const int32_t *inside; /* (x, w) offsets of the taps into the input */
     const int32_t *padded; /* ... into `window` */
@@ -253,13 +260,56 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
                     }
                     acc[c] = a;
                 }
-                for (int32_t c = 0; c < ch; ++c) {
-                    out[c] = hil_output_s8(acc[c] + folded[c], out_mult[c], out_shift[c], out_zp,
-                                           lo, hi);
+                if (p->per_tensor) {
+                    const int32_t m = out_mult[0], s = out_shift[0];
+                    for (int32_t c = 0; c < ch; ++c) {
+                        out[c] = hil_output_s8(acc[c] + folded[c], m, s, out_zp, lo, hi);
+                    }
+                } else {
+                    for (int32_t c = 0; c < ch; ++c) {
+                        out[c] = hil_output_s8(acc[c] + folded[c], out_mult[c], out_shift[c],
+                                               out_zp, lo, hi);
+                    }
                 }
             }
         }
     }
+}
+
+/* depthwise_mult1 over its working memory: the folded bias (unless the host folded it), the
+ * per-channel sums, the two tap tables and the padded window. */
+static int depthwise_mult1_in(const hil_conv_params_t *p, const int8_t *input,
+                              const int8_t *weights, const int32_t *bias,
+                              const int32_t *out_mult, const int32_t *out_shift, int8_t *output,
+                              int32_t *buffer)
+{
+    const int32_t ch = p->in_c, k_w = p->k_w, taps = p->k_h * k_w;
+    int32_t *const acc = buffer;
+    int32_t *const inside = acc + ch, *const padded = inside + 2 * taps;
+    int8_t *const window = (int8_t *)(padded + 2 * taps);
+    const int32_t *folded = bias;
+    if (!p->bias_folded) {
+        int32_t *const sums = (int32_t *)(window + ((taps * ch + 3) & ~3));
+        for (int32_t c = 0; c < ch; ++c) {
+            int32_t sum = 0;
+            for (int32_t t = 0; t < taps; ++t) {
+                sum += weights[t * ch + c];
+            }
+            sums[c] = (bias != 0 ? bias[c] : 0) - p->in_zp * sum;
+        }
+        folded = sums;
+    }
+    for (int32_t ky = 0, t = 0; ky < p->k_h; ++ky) {
+        for (int32_t kx = 0; kx < k_w; ++kx, ++t) {
+            inside[2 * t] = (ky * p->dilation_h * p->in_w + kx * p->dilation_w) * ch;
+            inside[2 * t + 1] = t * ch;
+            padded[2 * t] = t * ch;
+            padded[2 * t + 1] = t * ch;
+        }
+    }
+    const dw_buffers_t buf = {folded, acc, inside, padded, window};
+    dw_pixels(p, input, weights, out_mult, out_shift, output, &buf);
+    return 1;
 }
 
 /* Channel multiplier 1: out channel c reads input channel c. Each pixel's window is swept by
@@ -272,31 +322,17 @@ static int depthwise_mult1(const hil_conv_params_t *p, const int8_t *input,
                            const int32_t *out_shift, int8_t *output)
 {
     const int32_t ch = p->in_c, k_w = p->k_w, taps = p->k_h * k_w;
-    const int32_t words = 2 * ch + 4 * taps + (taps * ch + 3) / 4;
-    if (words * 4 > HIL_KERNELS_STACK_BUFFER) {
-        return 0;
-    }
-    int32_t buffer[words];
-    int32_t *const inside = buffer + 2 * ch, *const padded = inside + 2 * taps;
-    const dw_buffers_t buf = {buffer, buffer + ch, inside, padded,
-                              (int8_t *)(padded + 2 * taps)};
-    for (int32_t c = 0; c < ch; ++c) {
-        int32_t sum = 0;
-        for (int32_t t = 0; t < taps; ++t) {
-            sum += weights[t * ch + c];
+    const int fold = !p->bias_folded; /* the host did not fold the bias: do it here */
+    const int32_t words = (fold + 1) * ch + 4 * taps + (taps * ch + 3) / 4;
+    int32_t *buffer = (int32_t *)p->scratch;
+    if (buffer == 0 || words * 4 > p->scratch_bytes) {
+        if (words * 4 > HIL_KERNELS_STACK_BUFFER) {
+            return 0;
         }
-        buf.folded[c] = (bias != 0 ? bias[c] : 0) - p->in_zp * sum;
+        int32_t stack[words]; /* dw_pixels runs apart from it: no frame pointer there */
+        return depthwise_mult1_in(p, input, weights, bias, out_mult, out_shift, output, stack);
     }
-    for (int32_t ky = 0, t = 0; ky < p->k_h; ++ky) {
-        for (int32_t kx = 0; kx < k_w; ++kx, ++t) {
-            inside[2 * t] = (ky * p->dilation_h * p->in_w + kx * p->dilation_w) * ch;
-            inside[2 * t + 1] = t * ch;
-            padded[2 * t] = t * ch;
-            padded[2 * t + 1] = t * ch;
-        }
-    }
-    dw_pixels(p, input, weights, out_mult, out_shift, output, &buf);
-    return 1;
+    return depthwise_mult1_in(p, input, weights, bias, out_mult, out_shift, output, buffer);
 }
 #endif
 

@@ -21,16 +21,17 @@
 static void out_row(const hil_gemm_t *g, const int32_t *acc, int32_t stride, int32_t c0,
                     int32_t n, int8_t *out)
 {
-    const int32_t *m = g->mult + c0, *s = g->shift + c0;
+    const int32_t ms = g->per_tensor ? 0 : 1; /* one multiplier for all, or one each */
+    const int32_t *m = g->mult + c0 * ms, *s = g->shift + c0 * ms;
     const int32_t zp = g->out_zp, lo = g->act_min, hi = g->act_max;
     if (g->single_round) {
-        for (int32_t i = 0; i < n; ++i, acc += stride) {
-            const int32_t v = hil_requantize_single_q31(*acc, m[i], s[i]) + zp;
+        for (int32_t i = 0; i < n; ++i, acc += stride, m += ms, s += ms) {
+            const int32_t v = hil_requantize_single_q31(*acc, *m, *s) + zp;
             out[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
         }
     } else {
-        for (int32_t i = 0; i < n; ++i, acc += stride) {
-            out[i] = hil_output_s8(*acc, m[i], s[i], zp, lo, hi);
+        for (int32_t i = 0; i < n; ++i, acc += stride, m += ms, s += ms) {
+            out[i] = hil_output_s8(*acc, *m, *s, zp, lo, hi);
         }
     }
 }
@@ -217,6 +218,74 @@ mac_1x4(const int32_t *col HIL_NAKED_ARG,
         "add sp, sp, #16\n\t"
         "pop {r4-r11, pc}\n\t");
 }
+
+/* mac_1x4 on raw int8 input (no column buffer; the zero point is in the bias): four input
+ * bytes sign-extended once per group and used for four weight rows. 25 instructions per 16 MACs. */
+__attribute__((naked, noinline)) static void
+mac_raw_1x4(const int8_t *x HIL_NAKED_ARG,
+            const int8_t *w HIL_NAKED_ARG,
+            int32_t groups HIL_NAKED_ARG,
+            int32_t kstride HIL_NAKED_ARG,
+            int32_t quads HIL_NAKED_ARG,
+            int32_t *acc HIL_NAKED_ARG)
+{
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #16\n\t" /* [sp]: x, [sp+4]: groups, [sp+8]: kstride, [sp+12]: w */
+        "str r0, [sp, #0]\n\t"
+        "str r2, [sp, #4]\n\t"
+        "str r3, [sp, #8]\n\t"
+        "str r1, [sp, #12]\n\t" /* quads at [sp+52], acc at [sp+56] */
+        "1:\n\t"
+        "ldr r3, [sp, #56]\n\t"
+        "ldm r3, {r8, r9, r10, r11}\n\t"
+        "ldr r0, [sp, #0]\n\t"
+        "ldr r1, [sp, #12]\n\t"
+        "ldr r3, [sp, #8]\n\t"
+        "add r2, r1, r3\n\t"
+        "add r6, r2, r3\n\t"
+        "add r7, r6, r3\n\t"
+        "ldr lr, [sp, #4]\n\t"
+        "2:\n\t"
+        "ldr r12, [r0], #4\n\t"
+        "sxtb16 r4, r12\n\t"
+        "sxtb16 r5, r12, ror #8\n\t"
+        "ldr r12, [r1], #4\n\t"
+        "sxtb16 r3, r12, ror #8\n\t"
+        "sxtb16 r12, r12\n\t"
+        "smlad r8, r4, r12, r8\n\t"
+        "smlad r8, r5, r3, r8\n\t"
+        "ldr r12, [r2], #4\n\t"
+        "sxtb16 r3, r12, ror #8\n\t"
+        "sxtb16 r12, r12\n\t"
+        "smlad r9, r4, r12, r9\n\t"
+        "smlad r9, r5, r3, r9\n\t"
+        "ldr r12, [r6], #4\n\t"
+        "sxtb16 r3, r12, ror #8\n\t"
+        "sxtb16 r12, r12\n\t"
+        "smlad r10, r4, r12, r10\n\t"
+        "smlad r10, r5, r3, r10\n\t"
+        "ldr r12, [r7], #4\n\t"
+        "sxtb16 r3, r12, ror #8\n\t"
+        "sxtb16 r12, r12\n\t"
+        "smlad r11, r4, r12, r11\n\t"
+        "smlad r11, r5, r3, r11\n\t"
+        "subs lr, lr, #1\n\t"
+        "bne 2b\n\t"
+        "ldr r3, [sp, #56]\n\t"
+        "stm r3!, {r8, r9, r10, r11}\n\t"
+        "str r3, [sp, #56]\n\t"
+        "ldr r1, [sp, #12]\n\t"
+        "ldr r2, [sp, #8]\n\t"
+        "add r1, r1, r2, lsl #2\n\t"
+        "str r1, [sp, #12]\n\t"
+        "ldr r3, [sp, #52]\n\t"
+        "subs r3, r3, #1\n\t"
+        "str r3, [sp, #52]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #16\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
 #else
 /* The C the assembly above stands for (hosts with HIL_KERNELS_EMULATE_DSP, HIL_KERNELS_NO_ASM). */
 static void mac_2x2(const int32_t *col, const int8_t *w, int32_t groups, int32_t kstride,
@@ -256,6 +325,23 @@ static void mac_1x4(const int32_t *col, const int8_t *w, int32_t groups, int32_t
             for (int32_t n = groups; n > 0; --n, c += 2, wr += 4) {
                 const int32_t wa = (int32_t)hil_read_u32(wr);
                 a = hil_smlad(c[1], hil_sxtb16_ror8(wa), hil_smlad(c[0], hil_sxtb16(wa), a));
+            }
+            acc[r] = a;
+        }
+    }
+}
+
+static void mac_raw_1x4(const int8_t *x, const int8_t *w, int32_t groups, int32_t kstride,
+                        int32_t quads, int32_t *acc)
+{
+    for (int32_t j = 0; j < quads; ++j, acc += 4, w += 4 * kstride) {
+        for (int32_t r = 0; r < 4; ++r) {
+            const int8_t *wr = w + r * kstride, *xr = x;
+            int32_t a = acc[r];
+            for (int32_t n = groups; n > 0; --n, xr += 4, wr += 4) {
+                const int32_t xv = (int32_t)hil_read_u32(xr), wv = (int32_t)hil_read_u32(wr);
+                a = hil_smlad(hil_sxtb16_ror8(xv), hil_sxtb16_ror8(wv),
+                              hil_smlad(hil_sxtb16(xv), hil_sxtb16(wv), a));
             }
             acc[r] = a;
         }
@@ -529,6 +615,82 @@ mac_1x4(const int32_t *col HIL_NAKED_ARG,
         "mov r11, r7\n\t"
         "pop {r4, r5, r6, r7, pc}\n\t");
 }
+
+/* mac_1x4 on raw int8 input (no column buffer; the zero point is in the bias): the input byte
+ * and the four weights by one shared negative index. 15 instructions per 4 MACs. */
+__attribute__((naked, noinline)) static void
+mac_raw_1x4(const int8_t *x HIL_NAKED_ARG,
+            const int8_t *w HIL_NAKED_ARG,
+            int32_t len HIL_NAKED_ARG,
+            int32_t kstride HIL_NAKED_ARG,
+            int32_t quads HIL_NAKED_ARG,
+            int32_t *acc HIL_NAKED_ARG)
+{
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "push {r4, r5, r6, r7, lr}\n\t"
+        "mov r4, r8\n\t"
+        "mov r5, r9\n\t"
+        "mov r6, r10\n\t"
+        "mov r7, r11\n\t"
+        "push {r4, r5, r6, r7}\n\t"
+        "sub sp, sp, #8\n\t" /* [sp]: kstride; quads at [sp+44], acc at [sp+48] */
+        "str r3, [sp, #0]\n\t"
+        "rsbs r2, r2, #0\n\t"
+        "mov lr, r2\n\t"      /* -len */
+        "subs r0, r0, r2\n\t"
+        "mov r12, r0\n\t"     /* end of the input row */
+        "subs r1, r1, r2\n\t" /* end of weight row 0 */
+        "1:\n\t"
+        "ldr r3, [sp, #48]\n\t"
+        "ldm r3!, {r4, r5, r6, r7}\n\t"
+        "mov r8, r4\n\t"
+        "mov r9, r5\n\t"
+        "mov r10, r6\n\t"
+        "mov r11, r7\n\t"
+        "ldr r3, [sp, #0]\n\t"
+        "adds r5, r1, r3\n\t"
+        "adds r6, r5, r3\n\t"
+        "adds r7, r6, r3\n\t"
+        "mov r0, r12\n\t"
+        "mov r2, lr\n\t"
+        "2:\n\t"
+        "ldrsb r4, [r0, r2]\n\t"
+        "ldrsb r3, [r1, r2]\n\t"
+        "muls r3, r4, r3\n\t"
+        "add r8, r3\n\t"
+        "ldrsb r3, [r5, r2]\n\t"
+        "muls r3, r4, r3\n\t"
+        "add r9, r3\n\t"
+        "ldrsb r3, [r6, r2]\n\t"
+        "muls r3, r4, r3\n\t"
+        "add r10, r3\n\t"
+        "ldrsb r3, [r7, r2]\n\t"
+        "muls r3, r4, r3\n\t"
+        "add r11, r3\n\t"
+        "adds r2, r2, #1\n\t"
+        "bne 2b\n\t"
+        "ldr r3, [sp, #0]\n\t"
+        "adds r1, r7, r3\n\t"
+        "mov r4, r8\n\t"
+        "mov r5, r9\n\t"
+        "mov r6, r10\n\t"
+        "mov r7, r11\n\t"
+        "ldr r3, [sp, #48]\n\t"
+        "stm r3!, {r4, r5, r6, r7}\n\t"
+        "str r3, [sp, #48]\n\t"
+        "ldr r3, [sp, #44]\n\t"
+        "subs r3, r3, #1\n\t"
+        "str r3, [sp, #44]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #8\n\t"
+        "pop {r4, r5, r6, r7}\n\t"
+        "mov r8, r4\n\t"
+        "mov r9, r5\n\t"
+        "mov r10, r6\n\t"
+        "mov r11, r7\n\t"
+        "pop {r4, r5, r6, r7, pc}\n\t");
+}
 #else
 static void mac_4px(const int32_t *col, const int8_t *w, int32_t len, int32_t kstride,
                     int32_t channels, int32_t *acc)
@@ -562,6 +724,26 @@ static void mac_1x4(const int32_t *col, const int8_t *w, int32_t len, int32_t ks
             a1 += x * w1[t];
             a2 += x * w2[t];
             a3 += x * w3[t];
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+    }
+}
+
+static void mac_raw_1x4(const int8_t *x, const int8_t *w, int32_t len, int32_t kstride,
+                        int32_t quads, int32_t *acc)
+{
+    for (int32_t j = 0; j < quads; ++j, acc += 4, w += 4 * kstride) {
+        const int8_t *w0 = w, *w1 = w + kstride, *w2 = w + 2 * kstride, *w3 = w + 3 * kstride;
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        for (int32_t t = 0; t < len; ++t) {
+            const int32_t xv = x[t];
+            a0 += xv * w0[t];
+            a1 += xv * w1[t];
+            a2 += xv * w2[t];
+            a3 += xv * w3[t];
         }
         acc[0] = a0;
         acc[1] = a1;
@@ -611,16 +793,13 @@ void hil_gemm_rows(const hil_gemm_t *g, const int32_t *col, int32_t pixels, int8
 
 #endif /* HIL_PATH_GENERIC */
 
-int hil_gemm_contiguous(const hil_gemm_t *g, const int8_t *input, int32_t rows,
-                        int32_t row_stride, int8_t *output)
+/* hil_gemm_contiguous's loop, apart from its variable-length array (which would cost Thumb-1
+ * a low register as frame pointer). */
+__attribute__((noinline)) static void contiguous_rows(const hil_gemm_t *g, const int8_t *input,
+                                                      int32_t rows, int32_t row_stride,
+                                                      int8_t *output, int32_t *col, int32_t block)
 {
     const int32_t k = g->k;
-    const int32_t block =
-        rows >= HIL_GEMM_BLOCK && hil_gemm_fits(k, HIL_GEMM_BLOCK) ? HIL_GEMM_BLOCK : 1;
-    if (!hil_gemm_fits(k, block)) {
-        return 0;
-    }
-    int32_t col[hil_gemm_col_words(k, block)];
     int32_t r = 0;
     if (block > 1) {
         for (; r + HIL_GEMM_BLOCK <= rows; r += HIL_GEMM_BLOCK) {
@@ -637,7 +816,66 @@ int hil_gemm_contiguous(const hil_gemm_t *g, const int8_t *input, int32_t rows,
         hil_gemm_expand(g, input + r * row_stride, 0, k, col, 0, 1);
         hil_gemm_rows(g, col, 1, &out);
     }
+}
+
+int hil_gemm_contiguous(const hil_gemm_t *g, const int8_t *input, int32_t rows,
+                        int32_t row_stride, int8_t *output, void *scratch, int32_t scratch_bytes)
+{
+    const int32_t k = g->k;
+    int32_t block = rows >= HIL_GEMM_BLOCK ? HIL_GEMM_BLOCK : 1;
+    if (scratch != 0 && hil_gemm_col_words(k, block) * 4 > scratch_bytes && block > 1 &&
+        hil_gemm_col_words(k, 1) * 4 <= scratch_bytes) {
+        block = 1; /* the planned scratch holds one pixel */
+    }
+    if (scratch != 0 && hil_gemm_col_words(k, block) * 4 <= scratch_bytes) {
+        contiguous_rows(g, input, rows, row_stride, output, (int32_t *)scratch, block);
+        return 1;
+    }
+    if (block > 1 && !hil_gemm_fits(k, block)) {
+        block = 1;
+    }
+    if (!hil_gemm_fits(k, block)) {
+        return 0;
+    }
+    int32_t col[hil_gemm_col_words(k, block)];
+    contiguous_rows(g, input, rows, row_stride, output, col, block);
     return 1;
+}
+
+void hil_gemm_raw_rows(const hil_gemm_t *g, const int8_t *input, int32_t rows,
+                       int32_t row_stride, int8_t *output)
+{
+    const int32_t k = g->k, out_c = g->out_c;
+#if defined(HIL_PATH_DSP)
+    const int32_t swept = k >> 2, full = swept << 2; /* groups of four taps */
+#else
+    const int32_t swept = k, full = k; /* taps */
+#endif
+    int32_t acc[HIL_GEMM_CHUNK];
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *x = input + r * row_stride;
+        int8_t *out = output + r * out_c;
+        for (int32_t c0 = 0; c0 < out_c; c0 += HIL_GEMM_CHUNK) {
+            const int32_t nc = out_c - c0 < HIL_GEMM_CHUNK ? out_c - c0 : HIL_GEMM_CHUNK;
+            const int8_t *w = g->weights + c0 * k;
+            const int32_t quads = nc >> 2;
+            for (int32_t i = 0; i < nc; ++i) {
+                acc[i] = g->bias[c0 + i];
+            }
+            if (quads > 0 && swept > 0) {
+                mac_raw_1x4(x, w, swept, k, quads, acc);
+            }
+            for (int32_t i = 0; i < nc; ++i) {
+                const int8_t *wr = w + i * k;
+                int32_t a = acc[i];
+                for (int32_t t = i < quads * 4 ? full : 0; t < k; ++t) {
+                    a += x[t] * wr[t];
+                }
+                acc[i] = a;
+            }
+            out_row(g, acc, 1, c0, nc, out + c0);
+        }
+    }
 }
 
 #endif /* !HIL_PATH_PORTABLE */

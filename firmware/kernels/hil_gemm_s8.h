@@ -47,6 +47,7 @@ typedef struct {
     int32_t k, out_c;
     int32_t in_zp, out_zp, act_min, act_max;
     int32_t single_round; /* 1: FULLY_CONNECTED's single-rounding requantization */
+    int32_t per_tensor;   /* 1: mult[0] / shift[0] for every channel */
 } hil_gemm_t;
 
 /* Taps [k0, k0 + n) of pixel `slot` (of `pixels`) from n int8 values at src. On the DSP path
@@ -63,10 +64,17 @@ void hil_gemm_zero(const hil_gemm_t *g, int32_t k0, int32_t n, int32_t *col, int
 void hil_gemm_rows(const hil_gemm_t *g, const int32_t *col, int32_t pixels, int8_t *const *out);
 
 /* A whole matrix product whose rows are contiguous in memory: rows x k int8 at `input` with a
- * stride of `row_stride` bytes between rows, results [rows][out_c]. Uses a column buffer on
- * the stack; returns 0 (and does nothing) when k is too large for HIL_KERNELS_STACK_BUFFER. */
+ * stride of `row_stride` bytes between rows, results [rows][out_c]. The column buffer is
+ * `scratch` when it is large enough, else on the stack; returns 0 (and does nothing) when k is
+ * too large for both (scratch_bytes and HIL_KERNELS_STACK_BUFFER). */
 int hil_gemm_contiguous(const hil_gemm_t *g, const int8_t *input, int32_t rows,
-                        int32_t row_stride, int8_t *output);
+                        int32_t row_stride, int8_t *output, void *scratch, int32_t scratch_bytes);
+
+/* The same product on raw int8 rows without any column buffer, for a bias that already holds
+ * the input zero point (bias[c] - in_zp * sum of row c; g->in_zp is ignored, g->bias not NULL):
+ * a fully connected layer, where nothing reuses an expanded row. */
+void hil_gemm_raw_rows(const hil_gemm_t *g, const int8_t *input, int32_t rows,
+                       int32_t row_stride, int8_t *output);
 
 /* Largest k whose column buffer for `pixels` fits HIL_KERNELS_STACK_BUFFER. */
 static inline int hil_gemm_fits(int32_t k, int32_t pixels)

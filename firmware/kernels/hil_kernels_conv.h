@@ -20,6 +20,20 @@
 
 #include <stdint.h>
 
+/* What the code generator may have precomputed for a conv-family layer (docs/kernels.md).
+ * Every field may be left zero (designated initializers), which means "not precomputed":
+ *   bias_folded:  bias[c] already holds bias[c] - in_zp * (sum of output channel c's weights),
+ *                 so the kernel multiplies raw inputs (depthwise and fully connected kernels;
+ *                 the bias is then never NULL); the others ignore it;
+ *   per_tensor:   out_mult / out_shift hold a single value that every channel uses;
+ *   scratch:      scratch_bytes of working memory planned in the arena for this layer; a kernel
+ *                 that needs more (or gets NULL) uses its own stack instead. */
+#define HIL_PRECOMPUTED_FIELDS \
+    int32_t bias_folded;       \
+    int32_t per_tensor;        \
+    void *scratch;             \
+    int32_t scratch_bytes;
+
 /* Geometry and quantization of one CONV_2D or DEPTHWISE_CONV_2D layer. */
 typedef struct {
     int32_t batches;
@@ -32,6 +46,7 @@ typedef struct {
     int32_t depth_multiplier; /* depthwise only: out_c == in_c * depth_multiplier */
     int32_t in_zp, out_zp;
     int32_t act_min, act_max;
+    HIL_PRECOMPUTED_FIELDS
 } hil_conv_params_t;
 
 /* CONV_2D: weights [out_c][k_h][k_w][in_c]. */
@@ -50,6 +65,7 @@ typedef struct {
     int32_t batches, in_n, out_n;
     int32_t in_zp, out_zp;
     int32_t act_min, act_max;
+    HIL_PRECOMPUTED_FIELDS
 } hil_fc_params_t;
 
 void hil_fully_connected_s8(const hil_fc_params_t *p, const int8_t *input, const int8_t *weights,

@@ -21,6 +21,9 @@ import numpy as np
 from hil.lowering.base import CArray
 from hil.lowering.quant import multiply_by_quantized_multiplier
 
+#: The optional fields of the conv-family parameters (HIL_PRECOMPUTED_FIELDS), as the C
+#: harness sets them: the scratch buffer is the harness's own, guarded like the output.
+PRECOMPUTED = ("bias_folded", "per_tensor", "scratch_bytes")
 CONV_FIELDS = (
     "batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
     "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left",
@@ -35,13 +38,15 @@ CANARY = 0x5A
 @dataclass
 class Case:
     """One kernel call: `call` (C statements using the names in `arrays`, the input as
-    `<name>_in` and the output buffer as `out`) and the output it must produce."""
+    `<name>_in`, the output buffer as `out` and, if `scratch` > 0, `scratch_buf` with that many
+    bytes) and the output it must produce."""
 
     name: str
     call: str
     expected: np.ndarray
     arrays: list[CArray] = field(default_factory=list)
     macs: int = 0
+    scratch: int = 0
 
 
 # --- numpy model of the reference kernels ------------------------------------------------------
@@ -148,21 +153,49 @@ def _operands(rng: np.random.Generator, shape: tuple[int, ...], wshape: tuple[in
     }
 
 
-def _arrays(name: str, ops: dict[str, Any]) -> list[CArray]:
+def _arrays(name: str, ops: dict[str, Any], pre: dict[str, int],
+            channel_sums: np.ndarray) -> tuple[list[CArray], str]:
+    """The operands as C arrays, laid out as the precomputed fields say (one multiplier for a
+    per-tensor layer, the bias with the zero point folded in), and the bias argument."""
+    per_tensor = pre["per_tensor"]
     arrays = [
         CArray(f"{name}_in", "int8_t", ops["x"]),
         CArray(f"{name}_w", "int8_t", ops["w"]),
-        CArray(f"{name}_m", "int32_t", ops["mult"]),
-        CArray(f"{name}_s", "int32_t", ops["shift"]),
+        CArray(f"{name}_m", "int32_t", ops["mult"][:1] if per_tensor else ops["mult"]),
+        CArray(f"{name}_s", "int32_t", ops["shift"][:1] if per_tensor else ops["shift"]),
     ]
-    if ops["bias"] is not None:
-        arrays.append(CArray(f"{name}_b", "int32_t", ops["bias"]))
-    return arrays
+    bias = ops["bias"]
+    if pre["bias_folded"]:
+        base = np.zeros(channel_sums.size, np.int64) if bias is None else bias.astype(np.int64)
+        bias = (base - ops["in_zp"] * channel_sums).astype(np.int32)
+    if bias is None:
+        return arrays, "(const int32_t *)0"
+    arrays.append(CArray(f"{name}_b", "int32_t", bias))
+    return arrays, f"{name}_b"
+
+
+def _precomputed(rng: np.random.Generator, fold: bool, need: int) -> dict[str, int]:
+    """Random precomputed fields: one multiplier for all channels, the zero point folded into
+    the bias (kernels that read it), and a scratch buffer that may be too small to use."""
+    scratch = 0 if rng.random() < 0.3 else int(rng.choice([need // 3, need, 2 * need]))
+    return {
+        "bias_folded": int(fold and rng.random() < 0.6),
+        "per_tensor": int(rng.random() < 0.3),
+        "scratch_bytes": scratch,
+    }
 
 
 def _struct(ctype: str, name: str, fields: tuple[str, ...], values: dict[str, int]) -> str:
     body = ", ".join(f".{k} = {int(values[k])}" for k in fields)
+    if values.get("scratch_bytes"):
+        body += ", .scratch = scratch_buf"
     return f"static const {ctype} {name}_p = {{{body}}};"
+
+
+def _conv_need(k: int, in_c: int) -> int:
+    """The most working memory a conv asks for on any path: four pixels of int32 taps
+    (Thumb-1) or two of int16 pairs plus the raw window (DSP)."""
+    return max(16 * k, 4 * ((k >> 2) * 4 + 4) + (k if in_c % 4 else 0))
 
 
 def conv_case(name: str, rng: np.random.Generator, depthwise: bool = False,
@@ -186,6 +219,14 @@ def conv_case(name: str, rng: np.random.Generator, depthwise: bool = False,
     taps = k_h * k_w * (1 if depthwise else in_c)
     wshape = (1, k_h, k_w, out_c) if depthwise else (out_c, k_h, k_w, in_c)
     ops = _operands(rng, (batches, in_h, in_w, in_c), wshape, out_c, taps)
+    k = k_h * k_w * in_c
+    need = 4 * (2 * out_c + 4 * taps + (taps * out_c + 3) // 4) if depthwise else _conv_need(
+        k, in_c
+    )
+    pre = _precomputed(rng, depthwise and mult_d == 1, need)
+    if pre["per_tensor"]:
+        ops["mult"][:] = ops["mult"][0]
+        ops["shift"][:] = ops["shift"][0]
     act_min, act_max = _activation(rng, ops["out_zp"])
     p = {
         "batches": batches, "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h,
@@ -197,12 +238,15 @@ def conv_case(name: str, rng: np.random.Generator, depthwise: bool = False,
     expected = reference_conv(p, ops["x"], ops["w"], ops["bias"], ops["mult"], ops["shift"],
                               depthwise)
     kernel = "hil_depthwise_conv2d_s8" if depthwise else "hil_conv2d_s8"
-    bias = f"{name}_b" if ops["bias"] is not None else "(const int32_t *)0"
+    sums = ops["w"].astype(np.int64).reshape(-1, out_c).sum(axis=0) if depthwise else (
+        ops["w"].astype(np.int64).reshape(out_c, -1).sum(axis=1)
+    )
+    arrays, bias = _arrays(name, ops, pre, sums)
     call = (
-        _struct("hil_conv_params_t", name, CONV_FIELDS, p)
+        _struct("hil_conv_params_t", name, CONV_FIELDS + PRECOMPUTED, {**p, **pre})
         + f"\n{kernel}(&{name}_p, {name}_in, {name}_w, {bias}, {name}_m, {name}_s, out);"
     )
-    return Case(name, call, expected, _arrays(name, ops), expected.size * taps)
+    return Case(name, call, expected, arrays, expected.size * taps, pre["scratch_bytes"])
 
 
 def fc_case(name: str, rng: np.random.Generator, **fixed: int) -> Case:
@@ -211,17 +255,21 @@ def fc_case(name: str, rng: np.random.Generator, **fixed: int) -> Case:
     in_n = int(fixed.get("in_n", rng.choice([1, 3, 4, 7, 8, 16, 31, 64, 100])))
     out_n = int(fixed.get("out_n", rng.choice([1, 2, 3, 4, 5, 10, 16, 17, 40])))
     ops = _operands(rng, (batches, in_n), (out_n, in_n), out_n, in_n)
+    pre = _precomputed(rng, True, 4 * ((in_n >> 2) * 8 + 8) + 16 * in_n)
+    if pre["per_tensor"]:
+        ops["mult"][:] = ops["mult"][0]
+        ops["shift"][:] = ops["shift"][0]
     act_min, act_max = _activation(rng, ops["out_zp"])
     p = {"batches": batches, "in_n": in_n, "out_n": out_n, "in_zp": ops["in_zp"],
          "out_zp": ops["out_zp"], "act_min": act_min, "act_max": act_max}  # fmt: skip
     expected = reference_fc(p, ops["x"], ops["w"], ops["bias"], ops["mult"], ops["shift"])
-    bias = f"{name}_b" if ops["bias"] is not None else "(const int32_t *)0"
+    arrays, bias = _arrays(name, ops, pre, ops["w"].astype(np.int64).sum(axis=1))
     call = (
-        _struct("hil_fc_params_t", name, FC_FIELDS, p)
+        _struct("hil_fc_params_t", name, FC_FIELDS + PRECOMPUTED, {**p, **pre})
         + f"\nhil_fully_connected_s8(&{name}_p, {name}_in, {name}_w, {bias}, {name}_m, "
         f"{name}_s, out);"
     )
-    return Case(name, call, expected, _arrays(name, ops), expected.size * in_n)
+    return Case(name, call, expected, arrays, expected.size * in_n, pre["scratch_bytes"])
 
 
 def random_cases(seed: int, conv: int, depthwise: int, fc: int) -> list[Case]:
@@ -240,7 +288,8 @@ def random_cases(seed: int, conv: int, depthwise: int, fc: int) -> list[Case]:
         conv_case("ref3x3", rng, k_h=3, k_w=3, stride_h=1, stride_w=1, dilation_h=1,
                   dilation_w=1, same=1, in_h=6, in_w=7, in_c=16, out_c=8, batches=1),
         # K = 3*3*40 = 360: too large for the four-pixel column buffer of the M0 path
-        conv_case("bigk", rng, k_h=3, k_w=3, in_c=40, out_c=3, in_h=4, in_w=4, batches=1),
+        conv_case("bigk", rng, k_h=3, k_w=3, in_c=40, out_c=3, in_h=4, in_w=4, batches=1,
+                  dilation_h=1, dilation_w=1, same=1),
         # K = 1100: too large for any column buffer: the portable loops
         conv_case("hugek", rng, k_h=1, k_w=1, stride_h=1, stride_w=1, in_c=1100, out_c=2,
                   in_h=2, in_w=1, batches=1),
@@ -271,32 +320,39 @@ def c_array(arr: CArray, const: bool = True) -> str:
 def c_source(cases: list[Case]) -> str:
     """The cases as C: `int32_t hil_case_check(uint32_t i)` runs case i and returns the number
     of output bytes that differ from the expectation plus 1000 per damaged guard byte;
-    `hil_num_cases` says how many there are."""
+    `hil_num_cases` says how many there are. A case's scratch buffer is guarded the same way."""
     out_bytes = max(c.expected.size for c in cases) + GUARD
+    scratch_bytes = max(c.scratch for c in cases) + GUARD
     parts = ["#include <stdint.h>", '#include "hil_kernels.h"',
-             f"static int8_t out_buf[{out_bytes}] __attribute__((aligned(8)));"]
+             f"static int8_t out_buf[{out_bytes}] __attribute__((aligned(8)));",
+             f"static int8_t scratch_buf[{scratch_bytes}] __attribute__((aligned(8)));"]
     for n, c in enumerate(cases):
         parts += [c_array(a) for a in c.arrays]
         parts.append(c_array(CArray(f"{c.name}_exp", "int8_t", c.expected)))
         body = c.call.replace("\n", "\n    ")
         parts.append(f"static void run{n}(int8_t *out)\n{{\n    {body}\n}}")
     table = ",\n    ".join(
-        f"{{run{n}, {c.name}_exp, {c.expected.size}u}}" for n, c in enumerate(cases)
+        f"{{run{n}, {c.name}_exp, {c.expected.size}u, {c.scratch}u}}" for n, c in enumerate(cases)
     )
     parts.append(
-        "typedef struct { void (*run)(int8_t *); const int8_t *expected; uint32_t n; } case_t;\n"
+        "typedef struct {\n    void (*run)(int8_t *);\n    const int8_t *expected;\n"
+        "    uint32_t n, scratch;\n} case_t;\n"
         f"static const case_t cases[] = {{\n    {table}\n}};\n"
         f"const uint32_t hil_num_cases = {len(cases)}u;\n"
         "int32_t hil_case_check(uint32_t i)\n{\n"
         "    const case_t *c = &cases[i];\n"
         f"    for (uint32_t j = 0; j < c->n + {GUARD}u; ++j) {{\n"
         f"        out_buf[j] = (int8_t){CANARY};\n    }}\n"
+        f"    for (uint32_t j = 0; j < c->scratch + {GUARD}u; ++j) {{\n"
+        f"        scratch_buf[j] = (int8_t){CANARY};\n    }}\n"
         "    c->run(out_buf);\n"
         "    int32_t bad = 0;\n"
         "    for (uint32_t j = 0; j < c->n; ++j) {\n"
         "        bad += out_buf[j] != c->expected[j];\n    }\n"
         f"    for (uint32_t j = c->n; j < c->n + {GUARD}u; ++j) {{\n"
         f"        bad += out_buf[j] != (int8_t){CANARY} ? 1000 : 0;\n    }}\n"
+        f"    for (uint32_t j = c->scratch; j < c->scratch + {GUARD}u; ++j) {{\n"
+        f"        bad += scratch_buf[j] != (int8_t){CANARY} ? 1000 : 0;\n    }}\n"
         "    return bad;\n}\n"
     )
     return "\n".join(parts) + "\n"
