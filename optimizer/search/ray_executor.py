@@ -165,9 +165,9 @@ class RayExecutor:
         if not ready:
             return events
         events.extend(self._drain_progress())  # a task's progress comes before its result
-        done = {id(ref) for ref in ready}
+        done = set(ready)
         for trial_id, r in list(self._running.items()):
-            if id(r.ref) in done:
+            if r.ref in done:
                 del self._running[trial_id]
                 events.append(Finished(trial_id, self._result(r)))
         return events
