@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -162,12 +163,15 @@ def profile(
         target_board.clock_hz,
         target_board.stands_in_for or target_board.name,
     )
-    layer_counts = [
+    # Converted as running totals, so rounding never makes the layers add up to more than the
+    # inference (qemu-m0 counts 62.5 instructions per tick).
+    ends = [
         convert_counts(
             c, target_board.timing_source, device.counts_per_second, target_board.clock_hz
         )[0]
-        for c in device.result.layer_counts
+        for c in itertools.accumulate(device.result.layer_counts)
     ]
+    layer_counts = [b - a for a, b in zip([0, *ends], ends, strict=False)]
     layers = [
         LayerReport(info.index, info.op, info.output_shape, info.macs, counts, info.kernel,
                     info.note)

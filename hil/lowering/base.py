@@ -44,9 +44,13 @@ class LowerContext:
     the array name for constants); `prefix` is unique per operator (e.g. "l3") so constant names
     never collide. `scratch(nbytes)` asks for a scratch buffer of the operator's own, live only
     while it runs, and returns a `void *` C expression for it (`(void *)0` for 0 bytes); the
-    planner places it after every operator is lowered.
+    planner places it after every operator is lowered. `arch` is the core class the own
+    kernels are generated for ("dsp" or "scalar", hil.backends.own): when set, the conv-family
+    lowerings specialise the call for it (docs/kernels.md); empty, they emit the plain call
+    whose constants other backends reuse.
     """
 
     tensor_ref: Callable[[int], str]
     prefix: str
     scratch: Callable[[int], str] = _no_scratch
+    arch: str = ""

@@ -8,6 +8,7 @@ and lays out a weighted layer's call the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -170,13 +171,18 @@ def padding_before(
 # --- C building blocks --------------------------------------------------------------------
 
 
-def c_params(ctype: str, name: str, fields: dict[str, int]) -> str:
-    """A `static const` parameter struct, one designated field per line (lands in flash)."""
-    body = "\n".join(f"    .{k} = {int(v)}," for k, v in fields.items())
+def c_params(ctype: str, name: str, fields: Mapping[str, int | str]) -> str:
+    """A `static const` parameter struct, one designated field per line (lands in flash).
+
+    Integer fields are written as numbers, string fields as given (an address constant such
+    as a scratch buffer's `((void *)(hil_arena + ...))`)."""
+    body = "\n".join(
+        f"    .{k} = {v if isinstance(v, str) else int(v)}," for k, v in fields.items()
+    )
     return f"static const {ctype} {name} = {{\n{body}\n}};"
 
 
-def params_call(ctx: LowerContext, ctype: str, fields: dict[str, int], kernel: str,
+def params_call(ctx: LowerContext, ctype: str, fields: Mapping[str, int | str], kernel: str,
                 *args: str) -> str:
     """The layer's parameter struct (`<prefix>_params`) and `kernel(&<prefix>_params, args...)`."""
     name = f"{ctx.prefix}_params"
@@ -243,6 +249,9 @@ def weighted_layer(
     tensors: tuple[Tensor, Tensor, Tensor | None, Tensor],
     channels: int,
     macs: int,
+    *,
+    weight_sums: np.ndarray | None = None,
+    scratch_bytes: int = 0,
 ) -> LoweredOp:
     """A layer of a kernel with int8 weights, called as
     `kernel(&params, input, weights, bias, out_mult, out_shift, output)`.
@@ -250,14 +259,37 @@ def weighted_layer(
     `params` is the C struct type and its fields; `tensors` is (input, weights, bias or None,
     output); `channels` counts the output channels (one bias and multiplier each). Weights are
     emitted in the model's own layout, which is the one the kernels read.
+
+    With `ctx.arch` set (the own backend), the call is specialised through the parameters'
+    precomputed fields (hil_kernels_conv.h, docs/kernels.md): weights with one scale get one
+    multiplier (`per_tensor`); `weight_sums` (per output channel) fold the input zero point into
+    the bias (`bias_folded`) when the result fits int32; `scratch_bytes` of working memory are
+    planned in the arena (`scratch`). Without it the constants are the plain per-channel ones
+    that other backends reuse for their own calls.
     """
     ctype, fields = params
+    fields = dict(fields)
     inp, weights, bias, out = tensors
     p = ctx.prefix
     constants = [CArray(f"{p}_w", "int8_t", np.asarray(weights.data, np.int8).ravel())]
-    bias_consts, bias_ref = bias_operand(ctx, op, bias, channels)
+    requant = requant_arrays(ctx, op, inp, weights, out, channels)
+    bias_consts, bias_ref = bias_operand(ctx, op, bias, channels)  # checks the bias
+    if ctx.arch and weight_sums is not None:
+        base = np.zeros(channels, np.int64) if bias is None else np.asarray(bias.data, np.int64)
+        folded = base.ravel() - zero_point_of(inp) * np.asarray(weight_sums, np.int64).ravel()
+        if folded.size == channels and np.all(np.abs(folded) < 2**31 - 1):
+            bias_consts = [CArray(f"{p}_bias", "int32_t", folded.astype(np.int32))]
+            bias_ref = f"{p}_bias"
+            fields["bias_folded"] = 1
     constants += bias_consts
-    constants += requant_arrays(ctx, op, inp, weights, out, channels)
+    assert weights.quant is not None
+    if ctx.arch and len(weights.quant.scale) == 1:
+        requant = [CArray(a.name, a.ctype, a.data[:1]) for a in requant]
+        fields["per_tensor"] = 1
+    constants += requant
+    if ctx.arch and scratch_bytes > 0:
+        fields["scratch"] = ctx.scratch(scratch_bytes)
+        fields["scratch_bytes"] = scratch_bytes
     call = params_call(
         ctx, ctype, fields, kernel, ctx.tensor_ref(inp.index), f"{p}_w", bias_ref, f"{p}_mult",
         f"{p}_shift", ctx.tensor_ref(out.index),

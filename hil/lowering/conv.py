@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator, Tensor
 from hil.lowering.base import LowerContext, LoweredOp
@@ -80,6 +82,10 @@ def lower_conv(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
     }
     kernel = "hil_depthwise_conv2d_s8" if depthwise else "hil_conv2d_s8"
     macs_per_output = k_h * k_w * (1 if depthwise else in_c)
+    sums = None
+    if depthwise and out_c == in_c:
+        # Multiplier 1: the kernel multiplies raw inputs against bias - in_zp * sum(w).
+        sums = np.asarray(weights.data, np.int64).reshape(-1, out_c).sum(axis=0)
     return weighted_layer(
         ctx,
         op,
@@ -88,4 +94,51 @@ def lower_conv(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         (inp, weights, bias, out),
         out_c,
         batches * out_h * out_w * out_c * macs_per_output,
+        weight_sums=sums,
+        scratch_bytes=scratch_bytes(fields, depthwise, ctx.arch),
     )
+
+
+#: Largest working memory a conv asks the planner for; beyond it the kernel takes one pixel
+#: at a time, or its own stack (HIL_KERNELS_STACK_BUFFER), or its portable loops.
+SCRATCH_CAP = 16384
+
+
+def _column_bytes(taps: int, pixels: int, arch: str) -> int:
+    """hil_gemm_col_words * 4: int16 pairs in groups of four taps plus a four-tap tail per pixel
+    (DSP), or one int32 per tap and pixel (scalar)."""
+    if arch == "dsp":
+        return 4 * ((taps >> 2) * 2 * pixels + 2 * pixels)
+    return 4 * taps * pixels
+
+
+def scratch_bytes(f: dict[str, int], depthwise: bool, arch: str) -> int:
+    """Working memory of the own conv kernels for this layer on `arch` ("dsp", "scalar"; ""
+    asks for none): the column buffer of a block of output pixels (two on the DSP path, four
+    on the scalar one, one if that exceeds SCRATCH_CAP; a raw window as well when the DSP path
+    gathers input channels that are not a multiple of four), or for a depthwise layer with
+    multiplier 1 the sums, tap tables and one padded window. Mirrors the C (hil_gemm_s8.h,
+    hil_conv2d_s8.c, hil_depthwise_conv2d_s8.c), which checks the size it is given."""
+    if not arch:
+        return 0
+    taps = f["k_h"] * f["k_w"]
+    if depthwise:
+        if f["depth_multiplier"] != 1:
+            return 0
+        ch = f["in_c"]
+        return 4 * (ch + 4 * taps + -(-taps * ch // 4))
+    k = taps * f["in_c"]
+    pixels = f["out_h"] * f["out_w"]
+    block = 2 if arch == "dsp" else 4
+    pointwise = taps == 1 and f["stride_h"] == 1 and f["stride_w"] == 1 and (
+        f["in_h"] == f["out_h"] and f["in_w"] == f["out_w"]
+    )
+    if pointwise:
+        pixels *= f["batches"]
+    stage = k if arch == "dsp" and f["in_c"] % 4 and not pointwise else 0
+    for n in (block, 1):
+        if n <= pixels or n == 1:
+            need = _column_bytes(k, n, arch) + stage
+            if need <= SCRATCH_CAP:
+                return need
+    return 0

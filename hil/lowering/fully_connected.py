@@ -6,6 +6,8 @@ dimension); keep_num_dims only changes the output's shape, not the arithmetic.
 
 from __future__ import annotations
 
+import numpy as np
+
 from hil.errors import ModelError, UnsupportedOpError
 from hil.graph import Graph, Operator
 from hil.lowering.base import LowerContext, LoweredOp
@@ -63,4 +65,6 @@ def lower_fully_connected(graph: Graph, op: Operator, ctx: LowerContext) -> Lowe
         (inp, weights, bias, out),
         out_n,
         batches * in_n * out_n,
+        # The own kernel multiplies raw input rows against bias - in_zp * sum(w): no buffer.
+        weight_sums=np.asarray(weights.data, np.int64).sum(axis=1),
     )

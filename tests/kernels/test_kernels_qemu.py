@@ -33,9 +33,11 @@ pytestmark = pytest.mark.qemu
 MODEL_ID = 0x6B11CA5E
 
 
-def model_cases(tiny_model: Callable[..., Path]) -> list[Case]:
-    """Each conv-family operator of the tiny models, lowered as the code generator does, with
-    the reference interpreter's input and output for one seeded random model input."""
+def model_cases(tiny_model: Callable[..., Path], arch: str = "") -> list[Case]:
+    """Each conv-family operator of the tiny models, lowered as the code generator does (for
+    `arch`, the own backend's specialised call: folded bias, one multiplier per tensor, scratch
+    in the harness's guarded buffer), with the reference interpreter's input and output for one
+    seeded random model input."""
     cases: list[Case] = []
     rng = np.random.default_rng(5)
     for model_name in sorted(MODELS):
@@ -53,8 +55,14 @@ def model_cases(tiny_model: Callable[..., Path]) -> list[Case]:
         for op in graph.operators:
             if op.op not in FAMILY:
                 continue
-            name = f"{model_name}_op{op.index}"
+            name = f"{model_name}_op{op.index}{'_' + arch if arch else ''}"
             src, dst = op.inputs[0], op.outputs[0]
+            scratch: list[int] = [0]
+
+            def plan_scratch(nbytes: int, scratch: list[int] = scratch) -> str:
+                scratch[0] = max(scratch[0], nbytes)
+                return "((void *)scratch_buf)"
+
 
             def ref(i: int, name: str = name, src: int = src, dst: int = dst) -> str:
                 if i == src:
@@ -62,15 +70,26 @@ def model_cases(tiny_model: Callable[..., Path]) -> list[Case]:
                 assert i == dst, f"operator reads tensor {i} besides its input"
                 return "out"
 
-            lowered = lower(graph, op, LowerContext(tensor_ref=ref, prefix=name))
+            ctx = LowerContext(tensor_ref=ref, prefix=name, scratch=plan_scratch, arch=arch)
+            lowered = lower(graph, op, ctx)
             arrays = [CArray(f"{name}_in", "int8_t", interp.get_tensor(src)), *lowered.constants]
-            cases.append(Case(name, lowered.call, interp.get_tensor(dst), arrays, lowered.macs))
+            cases.append(
+                Case(name, lowered.call, interp.get_tensor(dst), arrays, lowered.macs, scratch[0])
+            )
     return cases
 
 
 @pytest.fixture(scope="module")
 def cases(tiny_model: Callable[..., Path]) -> list[Case]:
-    return random_cases(seed=23, conv=24, depthwise=16, fc=10) + model_cases(tiny_model)
+    """Random cases, and the tiny models' operators lowered plainly and specialised for both
+    core classes (each board runs both: a call specialised for the other core must still be
+    right, only slower)."""
+    return [
+        *random_cases(seed=23, conv=24, depthwise=16, fc=10),
+        *model_cases(tiny_model),
+        *model_cases(tiny_model, "dsp"),
+        *model_cases(tiny_model, "scalar"),
+    ]
 
 
 @pytest.fixture(scope="module")

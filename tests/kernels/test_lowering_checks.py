@@ -184,3 +184,89 @@ def test_kernels_compile_warning_free(compiler: str, tmp_path: Path) -> None:
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stderr
+
+
+def run_lower_for(graph: Graph, arch: str, index: int = 0) -> tuple[LoweredOp, list[int]]:
+    """Lower as the own backend does for a core class; also the scratch sizes asked for."""
+    asked: list[int] = []
+
+    def scratch(nbytes: int) -> str:
+        asked.append(nbytes)
+        return "((void *)(hil_arena + 0))"
+
+    ctx = LowerContext(tensor_ref=lambda i: f"T{i}", prefix="l0", scratch=scratch, arch=arch)
+    return lower(graph, graph.operators[index], ctx), asked
+
+
+def fc_graph(bias: bool = True) -> Graph:
+    weights = np.arange(-30, 30, dtype=np.int8).reshape(5, 12)
+    tensors = [
+        act(0, (2, 12)),
+        const(1, weights, Quantization((0.02,), (0,))),
+        const(2, np.arange(5, dtype=np.int32) * 100),
+        act(3, (2, 5), Q_OUT),
+    ]
+    op = Operator(0, "FULLY_CONNECTED", [0, 1, 2 if bias else -1], [3], {})
+    return Graph("g", tensors, [op], [0], [3])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_specialised_fully_connected_folds_the_zero_point_and_shares_one_multiplier(
+    bias: bool,
+) -> None:
+    graph = fc_graph(bias)
+    lowered, asked = run_lower_for(graph, "scalar")
+    consts = {c.name: c.data for c in lowered.constants}
+    w = graph.tensor(1).data.astype(np.int64)
+    base = np.arange(5) * 100 if bias else np.zeros(5)
+    np.testing.assert_array_equal(consts["l0_bias"], base - (-3) * w.sum(axis=1))  # in_zp -3
+    assert (field(lowered.call, "bias_folded"), field(lowered.call, "per_tensor")) == (1, 1)
+    assert consts["l0_mult"].size == consts["l0_shift"].size == 1
+    assert asked == [] and ".scratch" not in lowered.call  # raw rows: no buffer
+
+
+def test_plain_lowering_keeps_the_constants_other_backends_reuse() -> None:
+    """Without a core class (the CMSIS-NN backend lowers with the own kernels and passes their
+    constants to its own calls): the model's bias and one multiplier per channel."""
+    lowered = run_lower(fc_graph())
+    consts = {c.name: c.data for c in lowered.constants}
+    np.testing.assert_array_equal(consts["l0_bias"], np.arange(5) * 100)
+    assert consts["l0_mult"].size == 5
+    assert "bias_folded" not in lowered.call and "per_tensor" not in lowered.call
+
+
+def depthwise_graph(multiplier: int) -> Graph:
+    weights = np.arange(1, 1 + 9 * 4 * multiplier, dtype=np.int8).reshape(1, 3, 3, 4 * multiplier)
+    tensors = [
+        act(0, (1, 6, 6, 4)),
+        const(1, weights, Quantization((0.01,) * 4 * multiplier, (0,) * 4 * multiplier, 3)),
+        const(2, np.zeros(4 * multiplier, np.int32)),
+        act(3, (1, 6, 6, 4 * multiplier), Q_OUT),
+    ]
+    opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "depth_multiplier": multiplier,
+            "fused_activation_function": "NONE"}  # fmt: skip
+    op = Operator(0, "DEPTHWISE_CONV_2D", [0, 1, 2], [3], opts)
+    return Graph("g", tensors, [op], [0], [3])
+
+
+def test_specialised_depthwise_folds_the_bias_and_plans_its_buffers() -> None:
+    lowered, asked = run_lower_for(depthwise_graph(1), "dsp")
+    consts = {c.name: c.data for c in lowered.constants}
+    sums = depthwise_graph(1).tensor(1).data.astype(np.int64).reshape(9, 4).sum(axis=0)
+    np.testing.assert_array_equal(consts["l0_bias"], 3 * sums)  # 0 - (-3) * sum(w)
+    assert field(lowered.call, "bias_folded") == 1
+    # sums (4 channels) + two tap tables (2 x 9 pairs) + one padded window (9 x 4 bytes)
+    assert asked == [4 * (4 + 4 * 9 + 9)] == [field(lowered.call, "scratch_bytes")]
+    assert ".scratch = ((void *)(hil_arena + 0))," in lowered.call
+    other, asked = run_lower_for(depthwise_graph(2), "dsp")  # multiplier 2: the general loop
+    assert "bias_folded" not in other.call and asked == []
+
+
+@pytest.mark.parametrize(("arch", "expected"), [("scalar", 4 * 27 * 4), ("dsp", 112 + 27)])
+def test_conv_scratch_holds_a_block_of_pixels_for_the_core(arch: str, expected: int) -> None:
+    """8x8x3 input, 3x3, stride 2 -> 4x4: K = 27 taps; four pixels of int32 taps on the scalar
+    path; on the DSP path two pixels of int16 pairs (6 groups + a 4-tap tail each, 112 bytes)
+    plus the 27-byte raw window (3 input channels are not a multiple of four)."""
+    lowered, asked = run_lower_for(conv_graph(), arch)
+    assert asked == [expected] == [field(lowered.call, "scratch_bytes")]
+    assert "bias_folded" not in lowered.call  # padding: a conv keeps subtracting the zero point
