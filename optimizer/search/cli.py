@@ -89,6 +89,9 @@ def search(args: argparse.Namespace) -> int:
                 "usage: hil search CONFIG.toml --out RUN (a new search) or "
                 "hil search --resume RUN (continue one)"
             )
+        from optimizer.search.store import check_new_run
+
+        check_new_run(args.out)  # before the slow imports
         from optimizer.search.loop import start_search
 
         overrides = {"budget": args.budget, "workers": args.workers, "seed": args.seed,

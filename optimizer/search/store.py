@@ -190,13 +190,7 @@ class RunStore:
     def create(cls, run_dir: str | Path, meta: dict[str, Any]) -> RunStore:
         """A new run in `run_dir` (created; it must not hold a run already), locked."""
         run = Path(run_dir)
-        if (run / DB_NAME).exists():
-            raise StoreError(
-                f"{run} already holds a search; continue it with `hil search --resume {run}` "
-                "or choose another --out directory"
-            )
-        if run.exists() and not run.is_dir():
-            raise StoreError(f"--out {run} is a file; give a directory for the run")
+        check_new_run(run)
         try:
             run.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -481,6 +475,18 @@ def open_run(run_dir: str | Path) -> RunStore:
     return store
 
 
+def check_new_run(run_dir: str | Path) -> None:
+    """Refuse a --out that holds a run already or is a file (cheap: before any slow work)."""
+    run = Path(run_dir)
+    if (run / DB_NAME).exists():
+        raise StoreError(
+            f"{run} already holds a search; continue it with `hil search --resume {run}` "
+            "or choose another --out directory"
+        )
+    if run.exists() and not run.is_dir():
+        raise StoreError(f"--out {run} is a file; give a directory for the run")
+
+
 def trial_dir(run_dir: str | Path, trial_id: int) -> Path:
     """Where a trial's files live: RUN/trials/000017/."""
     return Path(run_dir) / TRIALS_DIR / f"{trial_id:06d}"
@@ -544,6 +550,7 @@ __all__ = [
     "RunStore",
     "StoreError",
     "Trial",
+    "check_new_run",
     "open_run",
     "trial_dir",
 ]
