@@ -40,8 +40,7 @@ def paired(diffs: list[float]) -> str:
 
 def mean_sd(values: list[float]) -> str:
     v = np.asarray(values, dtype=float)
-    sd = v.std(ddof=1) if len(v) > 1 else float("nan")
-    return f"{v.mean():.4f} ± {sd:.4f}"
+    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
 
 
 def load(folder: Path) -> list[dict[str, Any]]:
