@@ -3,9 +3,10 @@
 The device has no allocator, so the whole memory plan is made here, offline. Two tensors may
 share bytes when their lifetimes (`Graph.lifetimes()`, inclusive operator ranges) do not
 overlap. Because an operator's inputs and outputs are all live at that operator's index, an
-output never shares bytes with its own inputs; the one exception is a pure reshape whose input
+output never shares bytes with its own inputs; the exceptions are a pure reshape whose input
 dies there, which is aliased onto its input so the shape lowering sees equal pointers and
-emits no copy.
+emits no copy, and an int8 table-lookup op (IN_PLACE_OPS: activations, int8 requantize) whose
+input dies there, which the lookup kernel then runs in place.
 
 Graph inputs stay live to the end of the inference, not just to their last reader: the
 device runs the model many times on one set of inputs (warm-up, then N timed runs), so
@@ -22,7 +23,9 @@ reuse, no aliases), so each intermediate tensor can be read back after a run (`h
 
 Placement is greedy: buffers sorted by size (largest first), each put at the lowest aligned
 offset that clears every already placed buffer it is live together with (first fit on the
-timeline). Large tensors dominate the arena, so placing them first keeps the peak low.
+timeline). Large tensors dominate the arena, so placing them first keeps the peak low. The
+same first fit also runs in a few other orders (by first use, by lifetime, by lifetime times
+size) and the smallest arena wins; ties keep the size order.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ ARENA_ALIGNMENT = 16
 
 #: Operators that only reinterpret their input's shape: the bytes are identical.
 RESHAPE_OPS = frozenset({"RESHAPE", "EXPAND_DIMS", "SQUEEZE"})
+#: int8 -> int8 operators lowered to one table lookup per element (hil_lookup_table_s8, which
+#: allows in == out), for every backend: their output may take the bytes of a dying input.
+IN_PLACE_OPS = frozenset({"LOGISTIC", "HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,27 @@ class ArenaPlan:
         return bad
 
 
+def _first_fit(
+    order: list[int], sizes: Mapping[int, int], span: Mapping[int, tuple[int, int]],
+    alignment: int,
+) -> dict[int, int]:
+    """Offsets of the buffers placed in `order`, each at the lowest aligned offset that clears
+    every buffer placed before it that is live at the same time."""
+    placed: list[tuple[int, int, tuple[int, int]]] = []  # (offset, size, lifetime)
+    offsets: dict[int, int] = {}
+    for r in order:
+        size = _align(sizes[r], alignment)
+        busy = sorted((off, sz) for off, sz, lt in placed if sz and _live_together(lt, span[r]))
+        offset = 0
+        for off, sz in busy:
+            if offset + size <= off:
+                break
+            offset = max(offset, _align(off + sz, alignment))
+        offsets[r] = offset
+        placed.append((offset, size, span[r]))
+    return offsets
+
+
 def _scratch_key(op_index: int) -> int:
     return -(op_index + 1)
 
@@ -124,7 +151,8 @@ def _reshape_aliases(graph: Graph, life: dict[int, tuple[int, int]]) -> dict[int
     """
     aliases: dict[int, int] = {}
     for op in graph.operators:
-        if op.op not in RESHAPE_OPS or not op.inputs or len(op.outputs) != 1:
+        in_place = op.op in IN_PLACE_OPS
+        if not (in_place or op.op in RESHAPE_OPS) or not op.inputs or len(op.outputs) != 1:
             continue
         src, dst = op.inputs[0], op.outputs[0]
         if src < 0 or src not in life or dst not in life or src == dst:
@@ -132,6 +160,8 @@ def _reshape_aliases(graph: Graph, life: dict[int, tuple[int, int]]) -> dict[int
         if life[src][1] != op.index or life[dst][0] != op.index:
             continue
         if graph.tensor(src).nbytes != graph.tensor(dst).nbytes:
+            continue
+        if in_place and not graph.tensor(src).dtype == graph.tensor(dst).dtype == "int8":
             continue
         aliases[dst] = src
     return aliases
@@ -190,22 +220,25 @@ def plan(
         span[_scratch_key(k)] = (k, k)
         sizes[_scratch_key(k)] = nbytes
 
-    order = sorted(span, key=lambda r: (-sizes[r], span[r][0], r))
-    placed: list[tuple[int, int, tuple[int, int]]] = []  # (offset, size, lifetime)
-    root_offset: dict[int, int] = {}
-    for r in order:
-        size = _align(sizes[r], alignment)
-        busy = sorted((off, sz) for off, sz, lt in placed if sz and _live_together(lt, span[r]))
-        offset = 0
-        for off, sz in busy:
-            if offset + size <= off:
-                break
-            offset = max(offset, _align(off + sz, alignment))
-        root_offset[r] = offset
-        placed.append((offset, size, span[r]))
+    def length(r: int) -> int:
+        return span[r][1] - span[r][0] + 1
+
+    orders = [
+        sorted(span, key=lambda r: (-sizes[r], span[r][0], r)),
+        sorted(span, key=lambda r: (span[r][0], -sizes[r], r)),
+        sorted(span, key=lambda r: (-length(r), -sizes[r], r)),
+        sorted(span, key=lambda r: (-length(r) * sizes[r], r)),
+    ]
+    best: tuple[int, dict[int, int]] | None = None
+    for order in orders:
+        placed = _first_fit(order, sizes, span, alignment)
+        arena = max((off + _align(sizes[r], alignment) for r, off in placed.items()), default=0)
+        if best is None or arena < best[0]:
+            best = (arena, placed)
+    assert best is not None or not span
+    arena, root_offset = best if best is not None else (0, {})
 
     offsets = {t: root_offset[_alias_root(aliases, t)] for t in sorted(life)}
-    arena = max((off + sz for off, sz, _ in placed), default=0)
     return ArenaPlan(
         offsets=offsets,
         arena_bytes=arena,

@@ -276,6 +276,16 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
     }
 }
 
+/* Words of the padded window copy: none when every window lies inside the input (no
+ * padding: VALID, or SAME where it adds nothing), else one window of int8. */
+static int32_t window_words(const hil_conv_params_t *p)
+{
+    const int inside = p->pad_top == 0 && p->pad_left == 0 &&
+                       (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h < p->in_h &&
+                       (p->out_w - 1) * p->stride_w + (p->k_w - 1) * p->dilation_w < p->in_w;
+    return inside ? 0 : (p->k_h * p->k_w * p->in_c + 3) / 4;
+}
+
 /* depthwise_mult1 over its working memory: the folded bias (unless the host folded it), the
  * per-channel sums, the two tap tables and the padded window. */
 static int depthwise_mult1_in(const hil_conv_params_t *p, const int8_t *input,
@@ -289,7 +299,7 @@ static int depthwise_mult1_in(const hil_conv_params_t *p, const int8_t *input,
     int8_t *const window = (int8_t *)(padded + 2 * taps);
     const int32_t *folded = bias;
     if (!p->bias_folded) {
-        int32_t *const sums = (int32_t *)(window + ((taps * ch + 3) & ~3));
+        int32_t *const sums = padded + 2 * taps + window_words(p);
         for (int32_t c = 0; c < ch; ++c) {
             int32_t sum = 0;
             for (int32_t t = 0; t < taps; ++t) {
@@ -323,7 +333,7 @@ static int depthwise_mult1(const hil_conv_params_t *p, const int8_t *input,
 {
     const int32_t ch = p->in_c, k_w = p->k_w, taps = p->k_h * k_w;
     const int fold = !p->bias_folded; /* the host did not fold the bias: do it here */
-    const int32_t words = (fold + 1) * ch + 4 * taps + (taps * ch + 3) / 4;
+    const int32_t words = (fold + 1) * ch + 4 * taps + window_words(p);
     int32_t *buffer = (int32_t *)p->scratch;
     if (buffer == 0 || words * 4 > p->scratch_bytes) {
         if (words * 4 > HIL_KERNELS_STACK_BUFFER) {

@@ -117,7 +117,8 @@ def scratch_bytes(f: dict[str, int], depthwise: bool, arch: str) -> int:
     asks for none): the column buffer of a block of output pixels (two on the DSP path, four
     on the scalar one, one if that exceeds SCRATCH_CAP; a raw window as well when the DSP path
     gathers input channels that are not a multiple of four), or for a depthwise layer with
-    multiplier 1 the sums, tap tables and one padded window. Mirrors the C (hil_gemm_s8.h,
+    multiplier 1 the sums, tap tables and one padded window (none if no window leaves the
+    input). Mirrors the C (hil_gemm_s8.h,
     hil_conv2d_s8.c, hil_depthwise_conv2d_s8.c), which checks the size it is given."""
     if not arch:
         return 0
@@ -126,7 +127,12 @@ def scratch_bytes(f: dict[str, int], depthwise: bool, arch: str) -> int:
         if f["depth_multiplier"] != 1:
             return 0
         ch = f["in_c"]
-        return 4 * (ch + 4 * taps + -(-taps * ch // 4))
+        inside = f["pad_top"] == 0 and f["pad_left"] == 0 and all(
+            (f[f"out_{a}"] - 1) * f[f"stride_{a}"] + (f[f"k_{a}"] - 1) * f[f"dilation_{a}"]
+            < f[f"in_{a}"]
+            for a in ("h", "w")
+        )
+        return 4 * (ch + 4 * taps + (0 if inside else -(-taps * ch // 4)))
     k = taps * f["in_c"]
     pixels = f["out_h"] * f["out_w"]
     block = 2 if arch == "dsp" else 4

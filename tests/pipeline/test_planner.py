@@ -84,7 +84,7 @@ def test_a_reshape_whose_input_dies_aliases_it_and_others_get_a_copy() -> None:
         Operator(0, "RELU", [0], [1]),
         Operator(1, "RESHAPE", [1], [2]),  # tensor 1 dies here -> alias
         Operator(2, "SQUEEZE", [2], [3]),  # chain of aliases
-        Operator(3, "RELU", [3], [4]),
+        Operator(3, "SOFTMAX", [3], [4]),  # not in place
     ]
     p = plan(Graph("alias", tensors, ops, inputs=[0], outputs=[4]))
     assert p.aliases == {2: 1, 3: 2}
@@ -131,3 +131,34 @@ def test_bad_alignment_is_rejected() -> None:
     with pytest.raises(ValueError, match="power of two"):
         plan(g, alignment=12)
     assert plan(g, alignment=4).arena_bytes == 4
+
+
+def test_a_table_lookup_whose_input_dies_runs_in_place() -> None:
+    """int8 activations are one table lookup per element (in == out allowed): the output takes
+    the bytes of an input that dies there, never of a graph input or of a tensor read later."""
+    tensors = [_act(i, (1, 64)) for i in range(5)]
+    ops = [
+        Operator(0, "RELU", [0], [1]),  # graph input: kept for the next run
+        Operator(1, "HARD_SWISH", [1], [2]),  # 1 dies here: in place
+        Operator(2, "LOGISTIC", [2], [3]),  # 2 is read again below: a copy
+        Operator(3, "ADD", [2, 3], [4]),
+    ]
+    p = plan(Graph("in_place", tensors, ops, inputs=[0], outputs=[4]))
+    assert p.aliases == {2: 1}
+    assert p.offsets[1] == p.offsets[2] != p.offsets[3]
+    assert p.conflicts() == []
+
+
+def test_the_smallest_of_several_placement_orders_wins() -> None:
+    """Largest first puts the 64-byte tensor at 0 and the 80-byte output above both live
+    48-byte ones (192 bytes); placing by first use fits everything in 160."""
+    tensors = [_act(i, (1, n)) for i, n in enumerate([48, 64, 48, 16, 80])]
+    ops = [
+        Operator(0, "SOFTMAX", [0], [1]),
+        Operator(1, "SOFTMAX", [1], [2]),
+        Operator(2, "SOFTMAX", [2], [3]),
+        Operator(3, "ADD", [3, 0], [4]),
+    ]
+    p = plan(Graph("orders", tensors, ops, inputs=[0], outputs=[4]))
+    assert p.arena_bytes == 160
+    assert p.conflicts() == []
