@@ -11,7 +11,8 @@ hypervolume reference box (`reference_box`, measured in docs/optimizer.md).
 Selectable variants (issue 13; what each adds is measured in docs/optimizer.md):
 `inner` swaps the ARS ensemble for L-BFGS on the same reward (botorch `optimize_acqf`) or for
 uniform random search with as many reward evaluations (the ablation); `policy="linear"` is the
-paper's linear policy; `polish` runs L-BFGS from the best ARS states; `weights="stratified"`
+paper's linear policy; `polish` (the default) runs L-BFGS from the best ARS states;
+`weights="stratified"`
 gives every policy its own quasi-random weight vector and picks among the policies' proposals
 by qLogNEHVI. Batches (q > 1)
 are built greedily: each further point gets new weights and sees the earlier ones as pending.
@@ -70,8 +71,9 @@ class ArsMoboSettings(Settings):
     #: What maximises the reward: the ARS ensemble, or (ablation) L-BFGS / random search.
     inner: str = "ars"
     policy: str = "mlp"
-    #: L-BFGS (at most `polish_iterations` steps) from each policy's best validated state.
-    polish: bool = False
+    #: L-BFGS (at most `polish_iterations` steps) from each policy's best validated state; on
+    #: by default since issue 13's ablation (ARS alone is a weaker maximiser than L-BFGS).
+    polish: bool = True
     polish_iterations: int = 50
     #: One shared random weight vector, or a stratified one per policy + qLogNEHVI pick.
     weights: str = "shared"

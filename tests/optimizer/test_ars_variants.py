@@ -18,6 +18,7 @@ from optimizer.core import OptimizerError
 from optimizer.problems import Problem
 
 VARIANTS: dict[str, dict[str, object]] = {
+    "bare-ars": {"polish": False},
     "lbfgs": {"inner": "lbfgs"},
     "random": {"inner": "random"},
     "linear": {"policy": "linear"},
@@ -58,7 +59,7 @@ def _search(settings: dict[str, object], seed: int = 0, budget: int = 10) -> lis
 def test_variant_improves_on_the_initial_design(variant: str) -> None:
     hv = _search(VARIANTS[variant])
     design = FAST["ars-mobo"]["initial_points"]
-    # The defaults gain 0.0094 here (0.897 -> 0.906); a variant that stalls gains nothing.
+    # The bare ensemble gains 0.0094 here, the polished one 0.0086; a stalled search nothing.
     assert hv[-1] > hv[design - 1] + 0.005
 
 

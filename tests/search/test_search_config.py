@@ -53,7 +53,7 @@ def config(**changes: Any) -> SearchConfig:
         ({"search.budget": 0}, r"search\.budget = 0: expected an integer >= 1"),
         ({"search.workers": "2"}, r"search\.workers = '2': expected an integer >= 1"),
         ({"search.algorithm": "bayes"}, r"search\.algorithm = 'bayes': choose one of ars-mobo"),
-        ({"search.algorithm_settings": {"no_such_setting": 3}},
+        ({"search.algorithm": "ars-mobo", "search.algorithm_settings": {"no_such_setting": 3}},
          r"search\.algorithm_settings do not fit ars-mobo.*its settings: initial_points"),
         ({"search.objectives": ["accuracy", "speed"]},
          r"search\.objectives: unknown objective 'speed'; allowed: accuracy, flash_bytes"),
