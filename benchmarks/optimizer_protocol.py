@@ -10,7 +10,8 @@ exist (a stopped run resumes where it stopped; partial results survive):
           plus seeded Sobol points up to `--observations`, ONE fitted GP, ONE reward (weights,
           reference box) and ONE set of start states; every variant maximises that same reward
           and the file ``inner/<problem>/seed<NN>.json`` records the best reward each reached
-          and its CPU seconds.
+          and its CPU seconds. ``rescore`` scores every variant's chosen state again with one
+          common reward (for files whose variants each drew their own QMC base samples).
 
     nice -n 10 .venv/bin/python benchmarks/optimizer_protocol.py inner \\
         --problems tinyml,dtlz2,branin-currin --seeds 0-9
@@ -140,12 +141,12 @@ def run_inner(problem_name: str, seed: int, observations: int) -> dict[str, Any]
         surrogate = fit_surrogate(*base.arrays())
         ref = reference_point(surrogate, spec.ref_point)
         weights = sample_simplex(spec.num_objectives, dtype=DTYPE)[0]
+        # ONE reward for every variant: the QMC base samples are fixed by the seed.
+        reward = chebyshev_ei_reward(surrogate, weights, "log-ei", 64, None, ref, seed=seed)
     out["weights"] = weights.tolist()
     for variant, settings in INNER_VARIANTS.items():
         opt = make_optimizer("ars-mobo", spec, seed=seed, **settings)
         opt.tell(history)
-        s = opt.settings
-        reward = chebyshev_ei_reward(surrogate, weights, s.reward, s.mc_samples, None, ref)
         cpu = time.process_time()
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -160,9 +161,36 @@ def run_inner(problem_name: str, seed: int, observations: int) -> dict[str, Any]
     return out
 
 
+def rescore(path: Path) -> None:
+    """Score every variant's chosen state in `path` with one common reward (same GP fit, same
+    weights, QMC base samples fixed by the seed) and store it as `common_reward`.
+
+    Files written before commit "protocol: one reward per unit" gave each variant its own
+    draw of the 64 QMC base samples; this puts their chosen points on one scale."""
+    data = json.loads(path.read_text())
+    problem = make_problem(data["problem"])
+    seed, spec = data["seed"], problem.spec
+    n0 = default_initial_points(spec.dim)
+    x = make_optimizer("sobol", spec, seed=seed).design_points(n0, n0)
+    extra = qmc.Sobol(d=spec.dim, scramble=True, rng=np.random.default_rng(1000 + seed))
+    x = np.vstack([x, extra.random(max(0, data["observations"] - n0))])[: data["observations"]]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        base = ArsMobo(spec, seed=seed)
+        base.tell([problem.evaluate(row) for row in x])
+        surrogate = fit_surrogate(*base.arrays())
+        ref = reference_point(surrogate, spec.ref_point)
+        weights = torch.as_tensor(data["weights"], dtype=DTYPE)
+        reward = chebyshev_ei_reward(surrogate, weights, "log-ei", 64, None, ref, seed=seed)
+    for variant in data["variants"].values():
+        state = torch.as_tensor([variant["best_state"]], dtype=DTYPE)
+        variant["common_reward"] = float(reward(state)[0])
+    _write(path, data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("loop", "inner"))
+    parser.add_argument("part", choices=("loop", "inner", "rescore"))
     parser.add_argument("--problems", default="tinyml,dtlz2,branin-currin")
     parser.add_argument("--seeds", default="0-9")
     parser.add_argument("--methods", default="ars-mobo,ars-mobo+inner=lbfgs,ars-mobo+inner=random")
@@ -174,6 +202,16 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     seeds = parse_seeds(args.seeds)
     problems = args.problems.split(",")
+    if args.part == "rescore":
+        for problem in problems:
+            for seed in seeds:
+                path = args.out / "inner" / problem / f"seed{seed:02d}.json"
+                if path.exists() and "common_reward" not in next(
+                    iter(json.loads(path.read_text())["variants"].values())
+                ):
+                    rescore(path)
+                    print(f"rescored {path}", flush=True)
+        return
     # Seed-major order: whatever finishes first is a complete paired comparison.
     for seed in seeds:
         for problem in problems:

@@ -34,6 +34,7 @@ def chebyshev_ei_reward(
     mc_samples: int,
     x_pending: Tensor | None,
     ref_point: Tensor | None = None,
+    seed: int | None = None,
 ) -> Reward:
     """A function from states (B, d) to rewards (B,); its `acqf` is the differentiable
     acquisition behind it (for L-BFGS on the same reward).
@@ -43,6 +44,7 @@ def chebyshev_ei_reward(
     scalarisation normalises each objective between the reference point and the best value
     seen. Without it, ParEGO's extreme weights reward points that are excellent in one
     objective and useless for the hypervolume (observed on DTLZ2, see docs/optimizer.md).
+    `seed` fixes the QMC base samples (else botorch draws their seed from torch's generator).
     """
     if kind not in REWARDS:
         raise OptimizerError(f"unknown ARS reward {kind!r}; choose one of {', '.join(REWARDS)}")
@@ -63,7 +65,7 @@ def chebyshev_ei_reward(
     acqf = acq_class(
         model=surrogate.model,
         best_f=best_f,
-        sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples])),
+        sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
         objective=objective,
         constraints=constraints or None,
         X_pending=x_pending,
