@@ -35,7 +35,7 @@ from hil.errors import (
 )
 
 # Mirrors firmware/runtime/hil_protocol.h (tests/platform checks that they agree).
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SOF = 0xA5
 MAX_PAYLOAD = 1024
 REQ_INFO = 0x01
@@ -166,6 +166,9 @@ class RunResult:
     layer_counts: list[int]  # per layer, of the last measured run
     stack_bytes: int  # peak main-stack use during the runs (stack painting)
     inputs_intact: bool  # False if the model overwrote its own inputs while running
+    #: Stack the runtime itself holds when it calls the layers; the model's share of the peak
+    #: is stack_bytes minus this.
+    runtime_stack_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ class DeviceLink:
         # sure the device is listening at a frame boundary (it is sent again if lost).
         self._request(REQ_ECHO, b"", expect=0, deadline=deadline)
         counts: list[int] = []
-        stack = 0
+        stack = runtime_stack = 0
         intact = True
         while len(counts) < runs:
             batch = min(info.max_runs, runs - len(counts))
@@ -338,12 +341,14 @@ class DeviceLink:
                 REQ_RUN, struct.pack("<HH", warmup if not counts else 0, batch),
                 deadline=deadline,
             )  # fmt: skip
-            if len(p) != 8 + 4 * batch:
+            if len(p) != 12 + 4 * batch:
                 raise ProtocolError(f"RUN answer from {self.url} has {len(p)} bytes, expected "
-                                    f"{8 + 4 * batch}")  # fmt: skip
+                                    f"{12 + 4 * batch}")  # fmt: skip
             batch_stack, batch_intact, _, n = struct.unpack_from("<IBBH", p)
             counts += struct.unpack_from(f"<{n}I", p, 8)
+            (batch_runtime,) = struct.unpack_from("<I", p, 8 + 4 * n)
             stack = max(stack, batch_stack)
+            runtime_stack = max(runtime_stack, batch_runtime)
             intact = intact and bool(batch_intact)
         layer_counts: list[int] = []
         per_frame = info.max_payload // 4
@@ -351,7 +356,7 @@ class DeviceLink:
             n = min(per_frame, info.num_layers - first)
             p = self._request(REQ_LAYER_COUNTS, struct.pack("<HH", first, n), expect=4 * n)
             layer_counts += struct.unpack(f"<{n}I", p)
-        return RunResult(counts, layer_counts, stack, intact)
+        return RunResult(counts, layer_counts, stack, intact, runtime_stack)
 
     def echo(self, data: bytes) -> bytes:
         """Round-trip `data` through the firmware (a liveness and link-integrity check)."""

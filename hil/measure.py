@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,49 @@ def elf_sizes(elf_path: str | Path) -> ElfSizes:
     except (ELFError, OSError) as exc:
         raise BuildError(f"cannot read the firmware image {path}: {exc}") from exc
     return ElfSizes(flash, ram, data, bss, counted)
+
+
+#: Objects of the bench's own runtime (protocol buffers, layer counts, board port): everything
+#: else in RAM (the generated model, the kernels, a backend's library, the C library) is what a
+#: deployment of the model needs as well.
+_RUNTIME_ARCHIVE = "libhil_platform.a("
+_MAP_INPUT = re.compile(r"^ (\.\S+)(?:\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S.*))?$")
+_MAP_PLACED = re.compile(r"^\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S.*)$")
+
+
+def model_static_ram(map_path: str | Path) -> int | None:
+    """Bytes of static RAM (.data and .bss) that are not the bench runtime's own objects,
+    from the linker's map file (model.map, written beside model.elf): the model's part of
+    `static_ram_bytes` (docs/measurement.md, model RAM). None when there is no map to read."""
+    try:
+        lines = Path(map_path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    total = 0
+    in_ram = False
+    pending = False  # an input section's name line, its address/size/file on the next line
+    for line in lines:
+        if line and not line[0].isspace():
+            in_ram = line.split()[0] in (".data", ".bss")
+            pending = False
+            continue
+        if not in_ram:
+            continue
+        m = _MAP_INPUT.match(line)
+        if m and not m.group(1).startswith("*"):
+            if m.group(4) is None:
+                pending = True
+                continue
+            size, source = int(m.group(3), 16), m.group(4)
+        elif pending and (p := _MAP_PLACED.match(line)):
+            size, source = int(p.group(2), 16), p.group(3)
+        else:
+            pending = False
+            continue
+        pending = False
+        if _RUNTIME_ARCHIVE not in source:
+            total += size
+    return total
 
 
 def _load_address(loads: list[Segment], sec: Section) -> int:

@@ -42,6 +42,7 @@ JSON_CONTRACT_KEYS: frozenset[str] = frozenset(
         "latency_ms",
         "flash_bytes",
         "ram_bytes",
+        "model_ram_bytes",
         "static_ram_bytes",
         "arena_bytes",
         "stack_bytes",
@@ -239,6 +240,11 @@ class Report:
     arena_used_bytes: int | None = None
     #: Scratch buffers the backend's kernels asked for (inside the arena).
     scratch_bytes: int = 0
+    #: What a deployment of the model needs of `ram_bytes`: the model's statics (arena with
+    #: scratch, the generated file's, the kernels' and any backend library's) and its stack
+    #: below the runtime's frames; the rest is the bench runtime's (protocol buffers, layer
+    #: counts, its stack). RAM budgets use this part. 0 in reports made before it existed.
+    model_ram_bytes: int = 0
     #: `hil profile --layers-diff`: each intermediate tensor against the reference's.
     layers_diff: LayersDiff | None = None
     #: The board's CPU clock (latency_ms is at this clock), the serial number of the board
@@ -306,7 +312,7 @@ class Report:
             "RAM",
             _bytes_of(self.ram_bytes, self.board_ram_bytes)
             + f"  (static {self.static_ram_bytes:,} incl. arena {self.arena_bytes:,};"
-            f" stack {self.stack_bytes:,})",
+            f" stack {self.stack_bytes:,}; the model's part {self.model_ram_bytes:,})",
         )
         summary.add_row("MACs / params", f"{self.macs:,} / {self.params:,}")
         backend = f"{self.backend} {self.backend_version}".strip()

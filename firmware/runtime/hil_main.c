@@ -151,6 +151,9 @@ static uint16_t inputs_crc(void)
 
 static uint32_t layer_next;
 static uint32_t layer_prev;
+/* Stack the runtime itself holds while it calls the model (its frames down to run_once): the
+ * model's own stack is the peak minus this (host: model RAM, docs/measurement.md). */
+static uint32_t runtime_stack_bytes;
 
 void hil_layer_end(void)
 {
@@ -164,6 +167,9 @@ void hil_layer_end(void)
 /* One inference, timing each layer; returns the counts of the whole inference. */
 static uint32_t run_once(void)
 {
+    uintptr_t sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    runtime_stack_bytes = hil_stack_depth_bytes(sp);
     if (hil_model_prepare) {
         hil_model_prepare(); /* untimed: e.g. copy the inputs into an interpreter's tensors */
     }
@@ -219,7 +225,7 @@ static void handle_run(void)
     layer_counts_valid = 1;
     const uint8_t inputs_intact = inputs_crc() == crc_before;
 
-    hil_frame_begin(HIL_REQ_RUN | HIL_RSP_FLAG, req.seq, (uint16_t)(8u + 4u * runs));
+    hil_frame_begin(HIL_REQ_RUN | HIL_RSP_FLAG, req.seq, (uint16_t)(12u + 4u * runs));
     hil_frame_put_u32(stack_bytes);
     hil_frame_put_u8(inputs_intact);
     hil_frame_put_u8(0);
@@ -227,6 +233,7 @@ static void handle_run(void)
     for (uint32_t i = 0; i < runs; i++) {
         hil_frame_put_u32(run_counts[i]);
     }
+    hil_frame_put_u32(runtime_stack_bytes);
     hil_frame_end();
 }
 

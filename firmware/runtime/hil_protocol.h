@@ -5,7 +5,7 @@
 #ifndef HIL_PROTOCOL_H
 #define HIL_PROTOCOL_H
 
-#define HIL_PROTOCOL_VERSION 1u
+#define HIL_PROTOCOL_VERSION 2u
 
 /* Frame: SOF, type, seq, length (u16 LE), payload, CRC-16/CCITT-FALSE (u16 LE) over
  * type..payload. */

@@ -19,4 +19,7 @@ uint32_t hil_stack_peak_bytes(void);
 /* Size of the main stack reserved by the linker script. */
 uint32_t hil_stack_size_bytes(void);
 
+/* Bytes of the main stack in use above `sp` (from the top of the stack down to it). */
+uint32_t hil_stack_depth_bytes(uintptr_t sp);
+
 #endif /* HIL_RUNTIME_H */

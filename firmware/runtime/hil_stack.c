@@ -30,6 +30,11 @@ uint32_t hil_stack_peak_bytes(void)
     return (uint32_t)((const uint32_t *)__hil_stack_end - (const uint32_t *)p) * 4u;
 }
 
+uint32_t hil_stack_depth_bytes(uintptr_t sp)
+{
+    return (uint32_t)((uintptr_t)__hil_stack_end - sp);
+}
+
 uint32_t hil_stack_size_bytes(void)
 {
     return (uint32_t)(__hil_stack_end - __hil_stack_start) * 4u;

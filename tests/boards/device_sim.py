@@ -200,6 +200,7 @@ class SimDevice:
             self.ran = True
             counts = [1000 + 10 * i for i in range(runs)]
             payload = struct.pack("<IBBH", 512, 1, 0, runs) + struct.pack(f"<{runs}I", *counts)
+            payload += struct.pack("<I", 256)  # the runtime's own stack at the layer calls
             self._reply(kind | RSP_FLAG, seq, payload)
         elif kind == REQ_LAYER_COUNTS:
             _first, count = struct.unpack("<HH", p)

@@ -53,6 +53,7 @@ def serve(req_type: int, seq: int, payload: bytes) -> bytes:
     if req_type == link.REQ_RUN:
         runs = struct.unpack_from("<H", payload, 2)[0]
         body = struct.pack("<IBBH", 512, 1, 0, runs) + struct.pack(f"<{runs}I", *[1000] * runs)
+        body += struct.pack("<I", 256)  # the runtime's own stack at the layer calls
         return link.encode_frame(rsp, seq, body)
     if req_type == link.REQ_LAYER_COUNTS:
         n = struct.unpack_from("<H", payload, 2)[0]
