@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.layers_only:
             models += sorted(p for d in MODEL_DIRS if d.is_dir() for p in d.glob("*.tflite"))
     table = Table(title="instructions per MAC under QEMU icount (1 instruction = 1 ns)")
-    for col in ("model", "board", "MACs", "instr/MAC", "ms", "flash KiB", "RAM KiB", "outputs"):
+    for col in ("model", "board", "MACs", "instr/MAC", "ms", "flash KiB", "RAM KiB",
+                "model RAM KiB", "outputs"):
         table.add_column(col, justify="left" if col in ("model", "board") else "right")
     kinds_table = Table(title="instructions per MAC by op kind (layers of that kind summed)")
     for col in ("model", "board", *KINDS):
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 r = hil.profile(model, board, runs=args.runs, warmup=1, progress=False)
             except HilError as exc:
-                table.add_row(model.stem, board, "-", "-", "-", "-", "-", f"[red]{exc}[/]")
+                table.add_row(model.stem, board, *["-"] * 6, f"[red]{exc}[/]")
                 failed = True
                 continue
             per_mac = f"{r.counts_per_mac:.2f}" if r.counts_per_mac else "-"
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.latency_ms:.2f}",
                 f"{r.flash_bytes / 1024:.1f}",
                 f"{r.ram_bytes / 1024:.1f}",
+                f"{r.model_ram_bytes / 1024:.1f}",
                 "match" if r.outputs_match else f"[red]diff {r.max_abs_diff:g}[/]",
             )
             failed |= not r.outputs_match
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     "instructions_per_mac": r.counts_per_mac,
                     "flash_bytes": r.flash_bytes,
                     "ram_bytes": r.ram_bytes,
+                    "model_ram_bytes": r.model_ram_bytes,
                     "outputs_match": r.outputs_match,
                     "kinds": {k: {"counts": c, "macs": m} for k, (c, m) in sums.items() if c},
                 }
