@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from hil import codegen
 from hil.lowering import lower, supported_ops
+from hil.lowering.fuse import fuse_pads
 
 if TYPE_CHECKING:
     from hil.boards import Board
@@ -53,6 +54,8 @@ class OwnBackend:
         model_name: str,
         preserve_all: bool = False,
     ) -> GeneratedProject:
+        if not preserve_all:  # --layers-diff reads every tensor, the padded ones too
+            graph = fuse_pads(graph)
         return codegen.generate(
             graph,
             None,

@@ -15,6 +15,7 @@ from hil.lowering.common import (
     weighted_layer,
     zero_point_of,
 )
+from hil.lowering.fuse import FUSED_PAD
 from hil.lowering.registry import register
 
 
@@ -58,6 +59,9 @@ def lower_conv(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
     dil_h = int(op.options.get("dilation_h_factor", 1))
     dil_w = int(op.options.get("dilation_w_factor", 1))
     act_min, act_max = fused_activation_range(op, out)
+    # A PAD fused into this conv (hil.lowering.fuse): its rows and columns come first, the
+    # conv's own padding is that of the padded input.
+    top, left, bottom, right = op.options.get(FUSED_PAD, (0, 0, 0, 0))
     fields = {
         "batches": batches,
         "in_h": in_h,
@@ -72,8 +76,10 @@ def lower_conv(graph: Graph, op: Operator, ctx: LowerContext) -> LoweredOp:
         "stride_w": stride_w,
         "dilation_h": dil_h,
         "dilation_w": dil_w,
-        "pad_top": padding_before(op, "height", in_h, out_h, k_h, stride_h, dil_h),
-        "pad_left": padding_before(op, "width", in_w, out_w, k_w, stride_w, dil_w),
+        "pad_top": top
+        + padding_before(op, "height", in_h + top + bottom, out_h, k_h, stride_h, dil_h),
+        "pad_left": left
+        + padding_before(op, "width", in_w + left + right, out_w, k_w, stride_w, dil_w),
         "depth_multiplier": out_c // in_c if depthwise else 1,
         "in_zp": zero_point_of(inp),
         "out_zp": zero_point_of(out),
