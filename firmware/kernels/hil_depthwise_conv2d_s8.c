@@ -4,8 +4,8 @@
  * Fast paths (hil_kernels_path.h), channel multiplier 1: the input zero point is folded into
  * the bias once per call (bias - in_zp * sum of the channel's weights), and each output pixel's
  * window is swept through a table of tap offsets, four channels per pass on the DSP path
- * (SMLABB/SMLATT), one per pass on the Thumb-1 path, in assembly; a window that leaves the
- * input is first copied with the zero point as padding, which the folded bias cancels. Other
+ * (SMLABB/SMLATT), one per pass on the Thumb-1 path, in assembly; where a window leaves the
+ * input, its outside taps read a pixel of zero points, which the folded bias cancels. Other
  * multipliers loop input channel, then multiplier, so no output divides. */
 #include "hil_kernels_conv.h"
 #include "hil_kernels_path.h"
@@ -79,6 +79,11 @@ static void depthwise_any(const hil_conv_params_t *p, const int8_t *input, const
 /* Parameters of the naked assembly routines: read by the assembly, unseen by the compiler. */
 #define HIL_NAKED_ARG __attribute__((unused))
 
+/* A tap's (x, w) byte offsets: pointer-sized, as a border tap points at a pixel of zero points
+ * elsewhere in memory (one word on the cores, so the assembly reads them with LDRD / LDM). */
+typedef intptr_t hil_tap_t;
+#define HIL_TAP_WORDS ((int32_t)(sizeof(hil_tap_t) / 4))
+
 /* acc[c] = sum over the taps t of x[c + offs[2t]] * w[c + offs[2t + 1]], for the channels of
  * one output pixel: `taps` (x offset, w offset) pairs, raw int8 values (the input zero point is
  * folded into the bias). The DSP sweep does four channels per pass (SMLABB/SMLATT on the
@@ -88,7 +93,7 @@ static void depthwise_any(const hil_conv_params_t *p, const int8_t *input, const
 __attribute__((naked, noinline)) static void
 dw_taps(const int8_t *x HIL_NAKED_ARG,
         const int8_t *w HIL_NAKED_ARG,
-        const int32_t *offs HIL_NAKED_ARG,
+        const hil_tap_t *offs HIL_NAKED_ARG,
         int32_t taps HIL_NAKED_ARG,
         int32_t count HIL_NAKED_ARG,
         int32_t *acc HIL_NAKED_ARG)
@@ -134,7 +139,7 @@ dw_taps(const int8_t *x HIL_NAKED_ARG,
 __attribute__((naked, noinline)) static void
 dw_taps(const int8_t *x HIL_NAKED_ARG,
         const int8_t *w HIL_NAKED_ARG,
-        const int32_t *offs HIL_NAKED_ARG,
+        const hil_tap_t *offs HIL_NAKED_ARG,
         int32_t taps HIL_NAKED_ARG,
         int32_t count HIL_NAKED_ARG,
         int32_t *acc HIL_NAKED_ARG)
@@ -177,7 +182,7 @@ dw_taps(const int8_t *x HIL_NAKED_ARG,
 #define HIL_DW_LANES 1
 #else
 /* The C the assembly stands for (hosts): channels one at a time. */
-static void dw_taps(const int8_t *x, const int8_t *w, const int32_t *offs, int32_t taps,
+static void dw_taps(const int8_t *x, const int8_t *w, const hil_tap_t *offs, int32_t taps,
                     int32_t count, int32_t *acc)
 {
 #if defined(HIL_PATH_DSP)
@@ -201,10 +206,10 @@ static void dw_taps(const int8_t *x, const int8_t *w, const int32_t *offs, int32
 /* The buffers of depthwise_mult1, carved from one stack array. */
 typedef struct {
     const int32_t *folded; /* bias - in_zp * sum(w), per channel */
-    int32_t *acc;         /* the sweep's sums, per channel */
-    const int32_t *inside; /* (x, w) offsets of the taps into the input */
-    const int32_t *padded; /* ... into `window` */
-    int8_t *window;       /* a border window, padded with the zero point */
+    int32_t *acc;          /* the sweep's sums, per channel */
+    const hil_tap_t *inside; /* (x, w) offsets of the taps, from the window's first tap */
+    hil_tap_t *border;       /* the same for a window that leaves the input, from the input */
+    const int8_t *zp_row;  /* one pixel of zero points, which taps outside the input read */
 } dw_buffers_t;
 
 /* The pixel loop of depthwise_mult1, apart from its variable-length array: a function with one
@@ -216,7 +221,7 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->in_c, k_h = p->k_h, k_w = p->k_w;
     const int32_t dh = p->dilation_h, dw = p->dilation_w, taps = k_h * k_w;
-    const int32_t in_zp = p->in_zp, out_zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t out_zp = p->out_zp, lo = p->act_min, hi = p->act_max;
     const int32_t lanes = ch - ch % HIL_DW_LANES; /* channels the sweep covers */
     const int32_t *const folded = buf->folded;
     int32_t *const acc = buf->acc;
@@ -229,26 +234,27 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
             for (int32_t ox = 0; ox < p->out_w; ++ox, out += ch) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
                 const int8_t *x;
-                const int32_t *offs;
+                const hil_tap_t *offs;
                 if (rows_in && x0 >= 0 && x0 + (k_w - 1) * dw < in_w) {
                     x = in_b + (y0 * in_w + x0) * ch;
                     offs = buf->inside;
                 } else {
-                    /* The window with the zero point where it leaves the input. */
-                    int8_t *dst = buf->window;
+                    /* Taps outside the input read the row of zero points (the folded bias
+                     * counts every tap), those inside the input: one table per pixel. */
+                    const hil_tap_t zp_off = (intptr_t)buf->zp_row - (intptr_t)in_b;
+                    hil_tap_t *tab = buf->border;
                     for (int32_t ky = 0; ky < k_h; ++ky) {
                         const int32_t iy = y0 + ky * dh;
-                        for (int32_t kx = 0; kx < k_w; ++kx, dst += ch) {
+                        for (int32_t kx = 0; kx < k_w; ++kx, tab += 2) {
                             const int32_t ix = x0 + kx * dw;
-                            if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                                memset(dst, (int)(int8_t)in_zp, (size_t)ch);
-                            } else {
-                                memcpy(dst, in_b + (iy * in_w + ix) * ch, (size_t)ch);
-                            }
+                            tab[0] = iy < 0 || iy >= in_h || ix < 0 || ix >= in_w
+                                         ? zp_off
+                                         : (iy * in_w + ix) * ch;
+                            tab[1] = (ky * k_w + kx) * ch;
                         }
                     }
-                    x = buf->window;
-                    offs = buf->padded;
+                    x = in_b;
+                    offs = buf->border;
                 }
                 if (lanes > 0) {
                     dw_taps(x, weights, offs, taps, lanes / HIL_DW_LANES, acc);
@@ -276,30 +282,37 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
     }
 }
 
-/* Words of the padded window copy: none when every window lies inside the input (no
- * padding: VALID, or SAME where it adds nothing), else one window of int8. */
-static int32_t window_words(const hil_conv_params_t *p)
+/* Words for windows that leave the input: none when every window lies inside it (no padding:
+ * VALID, or SAME where it adds nothing), else a tap table and one pixel of zero points. */
+static int32_t border_words(const hil_conv_params_t *p)
 {
     const int inside = p->pad_top == 0 && p->pad_left == 0 &&
                        (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h < p->in_h &&
                        (p->out_w - 1) * p->stride_w + (p->k_w - 1) * p->dilation_w < p->in_w;
-    return inside ? 0 : (p->k_h * p->k_w * p->in_c + 3) / 4;
+    return inside ? 0 : 2 * p->k_h * p->k_w * HIL_TAP_WORDS + (p->in_c + 3) / 4;
 }
 
-/* depthwise_mult1 over its working memory: the folded bias (unless the host folded it), the
- * per-channel sums, the two tap tables and the padded window. */
+/* depthwise_mult1 over its working memory: the per-channel sums of the sweep, the tap table,
+ * for border windows a second table and a pixel of zero points, and the folded bias (unless
+ * the host folded it). */
 static int depthwise_mult1_in(const hil_conv_params_t *p, const int8_t *input,
                               const int8_t *weights, const int32_t *bias,
                               const int32_t *out_mult, const int32_t *out_shift, int8_t *output,
                               int32_t *buffer)
 {
     const int32_t ch = p->in_c, k_w = p->k_w, taps = p->k_h * k_w;
-    int32_t *const acc = buffer;
-    int32_t *const inside = acc + ch, *const padded = inside + 2 * taps;
-    int8_t *const window = (int8_t *)(padded + 2 * taps);
+    /* The tap tables first: the buffer is aligned for them (8 bytes on a 64-bit host). */
+    hil_tap_t *const inside = (hil_tap_t *)(void *)buffer, *const border = inside + 2 * taps;
+    int32_t *const acc = buffer + 2 * taps * HIL_TAP_WORDS + border_words(p);
+    int8_t *const zp_row = (int8_t *)(acc - (ch + 3) / 4); /* the end of the border words */
     const int32_t *folded = bias;
+    if (border_words(p) > 0) {
+        for (int32_t c = 0; c < ch; ++c) {
+            zp_row[c] = (int8_t)p->in_zp;
+        }
+    }
     if (!p->bias_folded) {
-        int32_t *const sums = padded + 2 * taps + window_words(p);
+        int32_t *const sums = acc + ch;
         for (int32_t c = 0; c < ch; ++c) {
             int32_t sum = 0;
             for (int32_t t = 0; t < taps; ++t) {
@@ -313,19 +326,17 @@ static int depthwise_mult1_in(const hil_conv_params_t *p, const int8_t *input,
         for (int32_t kx = 0; kx < k_w; ++kx, ++t) {
             inside[2 * t] = (ky * p->dilation_h * p->in_w + kx * p->dilation_w) * ch;
             inside[2 * t + 1] = t * ch;
-            padded[2 * t] = t * ch;
-            padded[2 * t + 1] = t * ch;
         }
     }
-    const dw_buffers_t buf = {folded, acc, inside, padded, window};
+    const dw_buffers_t buf = {folded, acc, inside, border, zp_row};
     dw_pixels(p, input, weights, out_mult, out_shift, output, &buf);
     return 1;
 }
 
 /* Channel multiplier 1: out channel c reads input channel c. Each pixel's window is swept by
- * dw_taps through a table of tap offsets: into the input when the window lies inside, into a
- * copy of the window padded with the zero point when it touches the border. With the zero
- * point folded into the bias (bias - in_zp * sum(w)), padding then adds nothing, as in TFLite.
+ * dw_taps through a table of tap offsets into the input; where a window leaves the input its
+ * outside taps read a pixel of zero points instead. With the zero point folded into the bias
+ * (bias - in_zp * sum(w)), those add nothing, as TFLite's padding.
  * Returns 0 when the stack buffers would exceed HIL_KERNELS_STACK_BUFFER. */
 static int depthwise_mult1(const hil_conv_params_t *p, const int8_t *input,
                            const int8_t *weights, const int32_t *bias, const int32_t *out_mult,
@@ -333,7 +344,7 @@ static int depthwise_mult1(const hil_conv_params_t *p, const int8_t *input,
 {
     const int32_t ch = p->in_c, k_w = p->k_w, taps = p->k_h * k_w;
     const int fold = !p->bias_folded; /* the host did not fold the bias: do it here */
-    const int32_t words = (fold + 1) * ch + 4 * taps + window_words(p);
+    const int32_t words = (fold + 1) * ch + 2 * taps * HIL_TAP_WORDS + border_words(p);
     int32_t *buffer = (int32_t *)p->scratch;
     if (buffer == 0 || words * 4 > p->scratch_bytes) {
         if (words * 4 > HIL_KERNELS_STACK_BUFFER) {

@@ -123,8 +123,8 @@ def scratch_bytes(f: dict[str, int], depthwise: bool, arch: str) -> int:
     asks for none): the column buffer of a block of output pixels (two on the DSP path, four
     on the scalar one, one if that exceeds SCRATCH_CAP; a raw window as well when the DSP path
     gathers input channels that are not a multiple of four), or for a depthwise layer with
-    multiplier 1 the sums, tap tables and one padded window (none if no window leaves the
-    input). Mirrors the C (hil_gemm_s8.h,
+    multiplier 1 the sums and the tap table (and for windows that leave the input a second
+    table and a pixel of zero points). Mirrors the C (hil_gemm_s8.h,
     hil_conv2d_s8.c, hil_depthwise_conv2d_s8.c), which checks the size it is given."""
     if not arch:
         return 0
@@ -138,7 +138,7 @@ def scratch_bytes(f: dict[str, int], depthwise: bool, arch: str) -> int:
             < f[f"in_{a}"]
             for a in ("h", "w")
         )
-        return 4 * (ch + 4 * taps + (0 if inside else -(-taps * ch // 4)))
+        return 4 * (ch + 2 * taps + (0 if inside else 2 * taps + -(-ch // 4)))
     k = taps * f["in_c"]
     pixels = f["out_h"] * f["out_w"]
     block = 2 if arch == "dsp" else 4

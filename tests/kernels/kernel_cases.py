@@ -220,7 +220,7 @@ def conv_case(name: str, rng: np.random.Generator, depthwise: bool = False,
     wshape = (1, k_h, k_w, out_c) if depthwise else (out_c, k_h, k_w, in_c)
     ops = _operands(rng, (batches, in_h, in_w, in_c), wshape, out_c, taps)
     k = k_h * k_w * in_c
-    need = 4 * (2 * out_c + 4 * taps + (taps * out_c + 3) // 4) if depthwise else _conv_need(
+    need = 4 * (2 * out_c + 4 * taps + (out_c + 3) // 4) if depthwise else _conv_need(
         k, in_c
     )
     pre = _precomputed(rng, depthwise and mult_d == 1, need)

@@ -255,8 +255,8 @@ def test_specialised_depthwise_folds_the_bias_and_plans_its_buffers() -> None:
     sums = depthwise_graph(1).tensor(1).data.astype(np.int64).reshape(9, 4).sum(axis=0)
     np.testing.assert_array_equal(consts["l0_bias"], 3 * sums)  # 0 - (-3) * sum(w)
     assert field(lowered.call, "bias_folded") == 1
-    # sums (4 channels) + two tap tables (2 x 9 pairs) + one padded window (9 x 4 bytes)
-    assert asked == [4 * (4 + 4 * 9 + 9)] == [field(lowered.call, "scratch_bytes")]
+    # sums (4 channels) + two tap tables (2 x 9 pairs) + one pixel of zero points (4 bytes)
+    assert asked == [4 * (4 + 4 * 9 + 1)] == [field(lowered.call, "scratch_bytes")]
     assert ".scratch = ((void *)(hil_arena + 0))," in lowered.call
     other, asked = run_lower_for(depthwise_graph(2), "dsp")  # multiplier 2: the general loop
     assert "bias_folded" not in other.call and asked == []
