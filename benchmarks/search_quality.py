@@ -98,24 +98,34 @@ def main() -> None:
         last = max((t.finished_at or 0.0 for t in times), default=first)
         wall[str(run)] = last - first
 
+    evaluated = {r["run"]: len(r["hypervolume_history"]) for r in data["runs"]}
+    common = min(evaluated.values())  # runs cut short still compare at the same count
+    hv_at = {r["run"]: (r["hypervolume_history"][common - 1][1] if common else 0.0)
+             for r in data["runs"]}  # fmt: skip
     ref = ", ".join(f"{k} {v:g}" for k, v in data["reference_point"].items())
     table = Table(title=f"hil search on {args.config.name}: {args.budget} evaluations, "
                   f"normalised hypervolume (reference point: {ref})")  # fmt: skip
-    for col in ("algorithm", "seed", "HV", "evaluated", "feasible", "failed", "front", "wall min"):
+    columns = ("algorithm", "seed", "HV", "evaluated", f"HV@{common}", "feasible", "failed",
+               "front", "wall min")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == "algorithm" else "right")
     per_algo: dict[str, list[float]] = {}
+    per_algo_at: dict[str, list[float]] = {}
     for r in data["runs"]:
         feasible = sum(1 for t in r["trials"] if t["status"] == "done" and t["feasible"])
         table.add_row(
             r["algorithm"], str(r["seed"]), f"{r['hypervolume']:.4f}",
-            f"{r['counts'].get('done', 0) + r['counts'].get('failed', 0)}/{r['budget']}",
-            str(feasible), str(r["counts"].get("failed", 0)),
+            f"{evaluated[r['run']]}/{r['budget']}", f"{hv_at[r['run']]:.4f}", str(feasible),
+            str(r["counts"].get("failed", 0)),
             str(len(r["front"])), f"{wall[r['run']] / 60:.1f}",
         )  # fmt: skip
         per_algo.setdefault(r["algorithm"], []).append(r["hypervolume"])
+        per_algo_at.setdefault(r["algorithm"], []).append(hv_at[r["run"]])
     for algorithm, hvs in per_algo.items():
         mean = sum(hvs) / len(hvs)
-        table.add_row(f"[bold]{algorithm} mean[/]", "", f"[bold]{mean:.4f}[/]", *[""] * 5)
+        mean_at = sum(per_algo_at[algorithm]) / len(hvs)
+        table.add_row(f"[bold]{algorithm} mean[/]", "", f"[bold]{mean:.4f}[/]", "",
+                      f"[bold]{mean_at:.4f}[/]", *[""] * 4)  # fmt: skip
     Console(width=140).print(table)
 
     summary: dict[str, Any] = {
@@ -133,12 +143,18 @@ def main() -> None:
         "reference_point": data["reference_point"],
         "objectives": data["objectives"],
         "mean_hypervolume": {a: sum(h) / len(h) for a, h in per_algo.items()},
+        "common_evaluations": common,
+        "mean_hypervolume_at_common_evaluations": {
+            a: sum(h) / len(h) for a, h in per_algo_at.items()
+        },
         "runs": [
             {**{k: r[k] for k in ("algorithm", "seed", "budget", "counts", "failures",
                                   "hypervolume", "hypervolume_history", "front")},
              "run": str(Path(r["run"]).relative_to(REPO) if Path(r["run"]).is_relative_to(REPO)
                         else r["run"]),
              "wall_seconds": round(wall[r["run"]], 1),
+             "evaluated": evaluated[r["run"]],
+             "hypervolume_at_common_evaluations": hv_at[r["run"]],
              "trials": [{k: t[k] for k in ("id", "status", "failure_kind", "reason", "params",
                                            "objectives", "feasible", "on_front", "val_accuracy",
                                            "test_accuracy", "timings")}
