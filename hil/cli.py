@@ -26,6 +26,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hil.argtypes import non_negative_int, positive_float, positive_int
 from hil.errors import HilError, ModelTooLargeError
 
 if TYPE_CHECKING:
@@ -45,27 +46,6 @@ EXIT_INTERRUPTED = 130
 _EPILOG = """exit codes: 0 ok, 1 error, 2 usage, 3 budget exceeded, 4 outputs differ from the
 reference by more than 1 LSB, 5 model does not fit the board, 6 outputs not checked (no
 reference could run the model), 130 interrupted"""
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def _stdout_console() -> Console:
@@ -296,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL.tflite", help="int8 TFLite model")
     p.add_argument("--board", default="qemu-m4", help="board name (see `hil boards`)")
-    p.add_argument("--runs", type=_positive_int, default=10, help="measured runs (median)")
-    p.add_argument("--warmup", type=_non_negative_int, default=1, help="unmeasured runs first")
+    p.add_argument("--runs", type=positive_int, default=10, help="measured runs (median)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="unmeasured runs first")
     p.add_argument(
         "--input",
         action="append",
@@ -306,9 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-': stdout)")
-    p.add_argument("--max-latency-ms", type=_positive_float, metavar="X", help="latency budget")
-    p.add_argument("--max-ram-kb", type=_positive_float, metavar="Y", help="RAM budget in KiB")
-    p.add_argument("--max-flash-kb", type=_positive_float, metavar="Z", help="flash budget, KiB")
+    p.add_argument("--max-latency-ms", type=positive_float, metavar="X", help="latency budget")
+    p.add_argument("--max-ram-kb", type=positive_float, metavar="Y", help="RAM budget in KiB")
+    p.add_argument("--max-flash-kb", type=positive_float, metavar="Z", help="flash budget, KiB")
     p.add_argument(
         "--reference",
         choices=["auto", "litert", "tflm", "both"],

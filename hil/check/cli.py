@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hil.argtypes import positive_int
 from hil.errors import HilError
 
 if TYPE_CHECKING:
@@ -57,17 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'baseline'); nothing is compared with the old one",
     )
     p.add_argument(
-        "--jobs", type=_positive_int, metavar="N", help="cases run at once (default: cores)"
+        "--jobs", type=positive_int, metavar="N", help="cases run at once (default: cores)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines and no table")
     p.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

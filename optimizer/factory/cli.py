@@ -14,31 +14,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from hil.argtypes import positive_float, positive_int
 from optimizer.factory.candidate import prepare_out_dir, run_candidate
 from optimizer.factory.config import CandidateConfig
 from optimizer.factory.datasets import load_dataset
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a bad value is a usage error, exit 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    """argparse type: a number of seconds > 0 (NaN, 0 and negatives are usage errors)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="TOML config, e.g. examples/digits-resnet.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
+    p.add_argument("--timeout", type=positive_float, default=None, metavar="S",
                    help="give up on the candidate after S seconds (S > 0)")
-    p.add_argument("--threads", type=_positive_int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="TensorFlow threads, at least 1 (default 1)")
     p.set_defaults(func=train)
 

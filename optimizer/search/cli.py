@@ -13,27 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from hil.argtypes import non_negative_int, positive_int
 from hil.errors import HilError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,11 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="search config, e.g. examples/search-digits-qemu-m4.toml")
     p.add_argument("--out", metavar="RUN", help="run directory to create")
     p.add_argument("--resume", metavar="RUN", help="continue the search in RUN")
-    p.add_argument("--budget", type=_positive_int, metavar="N",
+    p.add_argument("--budget", type=positive_int, metavar="N",
                    help="number of trials (overrides search.budget; with --resume: raise it)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=positive_int, metavar="N",
                    help="trials evaluated in parallel (overrides search.workers)")
-    p.add_argument("--seed", type=_seed, metavar="S", help="overrides search.seed")
+    p.add_argument("--seed", type=non_negative_int, metavar="S", help="overrides search.seed")
     p.add_argument("--algorithm", metavar="NAME",
                    help="ars-mobo, qlognehvi, qnparego, nsga2 or sobol (overrides "
                    "search.algorithm)")
