@@ -14,7 +14,7 @@ abort their process on some models and inputs. Importing this module imports nei
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -60,7 +60,9 @@ class LiteRT:
     title = "LiteRT (BUILTIN_REF kernels)"
     package = "ai-edge-litert"
 
-    def run(self, model: bytes, inputs: list[np.ndarray], arena_bytes: int) -> list[np.ndarray]:
+    @staticmethod
+    def _interpreter(model: bytes, preserve_all: bool = False) -> Any:
+        """A single-threaded interpreter on TFLite's reference kernels, tensors allocated."""
         try:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError as exc:
@@ -70,10 +72,15 @@ class LiteRT:
                 model_content=model,
                 num_threads=1,
                 experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                experimental_preserve_all_tensors=preserve_all,
             )
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise Refused(f"LiteRT cannot load the model: {_one_line(exc)}") from exc
+        return interp
+
+    def run(self, model: bytes, inputs: list[np.ndarray], arena_bytes: int) -> list[np.ndarray]:
+        interp = self._interpreter(model)
         in_details = interp.get_input_details()
         _check_io("LiteRT", inputs, [(tuple(d["shape"]), d["dtype"]) for d in in_details])
         try:
@@ -89,18 +96,8 @@ class LiteRT:
     ) -> dict[int, np.ndarray]:
         """The given tensors (model file indices) after one run, intermediate ones included
         (`experimental_preserve_all_tensors`: nothing is overwritten): for --layers-diff."""
+        interp = self._interpreter(model, preserve_all=True)
         try:
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        except ImportError as exc:
-            raise Refused(f"ai-edge-litert is not installed ({exc}): pip install it") from exc
-        try:
-            interp = Interpreter(
-                model_content=model,
-                num_threads=1,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                experimental_preserve_all_tensors=True,
-            )
-            interp.allocate_tensors()
             for d, x in zip(interp.get_input_details(), inputs, strict=True):
                 interp.set_tensor(d["index"], x)
             interp.invoke()
