@@ -417,7 +417,8 @@ def _scatter(data: dict[str, Any], i: int, j: int) -> bytes:
     ax.set_xlabel(_axis_label(ox))
     ax.set_ylabel(_axis_label(oy))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
     title = f"{ox['name']} vs {oy['name']}"
     ax.set_title(title, fontsize=10)
     png = _png(fig)
@@ -442,7 +443,8 @@ def _hv_plot(data: dict[str, Any]) -> bytes:
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
     ax.set_title("hypervolume over evaluations (same reference point for every run)", fontsize=10)
     png = _png(fig)
     plt.close(fig)
