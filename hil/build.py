@@ -20,6 +20,7 @@ same way forever.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -28,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -179,10 +181,11 @@ def build(
     ]
     firmware = [*(REPO_ROOT / p for p in _FIRMWARE_INPUTS), board.root]
     lib_sources = _digest(firmware, "\n".join(board_args))
-    # A backend library depends on the board's flags and the build files, not on the bench's
-    # runtime or kernels: editing those must not rebuild TFLM (minutes) or CMSIS-NN.
-    build_files = [REPO_ROOT / "CMakeLists.txt", REPO_ROOT / "cmake"]
-    board_key = _digest(build_files, "\n".join(board_args))
+    # A backend library depends on the board's flags, the toolchain file and what library
+    # mode of CMakeLists.txt runs, not on the bench's runtime, kernels or model build: editing
+    # those must not rebuild TFLM (an hour on a loaded 2-core machine) or CMSIS-NN.
+    board_key = _digest([REPO_ROOT / "cmake" / "arm-none-eabi.cmake"],
+                        "\n".join([*board_args, _library_mode_text()]))  # fmt: skip
     backend_keys = {lib.name: _library_key(lib, board_key) for lib in libraries}
     model_sources = _digest([project_dir], lib_sources + "".join(backend_keys.values()))[:16]
     board_cache = prepare_cache_dir() / "build" / board.name
@@ -218,7 +221,7 @@ def build(
             what_lib += f" ({lib.hint})"
         lib_args = [*board_args, f"-DHIL_LIBRARY_CMAKE={lib.cmake_file}",
                     f"-DHIL_LIBRARY_NAME={lib.name}", *lib.cmake_args]
-        _Tree(tree, (lib.file_name,), what_lib, named, _LIBRARY_TIMEOUT_S).ensure(
+        _Tree(tree, (lib.file_name,), what_lib, named, _LIBRARY_TIMEOUT_S, resume=True).ensure(
             generator, lib_args, jobs, board, compiler
         )
         backend_libs.append(str(tree / lib.file_name))
@@ -249,9 +252,19 @@ def _result(tree: Path, record: dict[str, Any], *, cached: bool, start: float) -
 
 def _library_key(lib: Library, board_key: str) -> str:
     """What decides a backend library's content: its CMake file, options, the backend's key
-    (version and flags) and the board (its flags and the toolchain file)."""
+    (version and flags) and the board (its flags, the toolchain file, library mode)."""
     salt = "\n".join([lib.name, lib.key, *lib.cmake_args, *lib.includes, *lib.defines, board_key])
-    return _digest([lib.cmake_file, REPO_ROOT / "cmake"], salt)
+    return _digest([lib.cmake_file], salt)
+
+
+def _library_mode_text() -> str:
+    """The statements of CMakeLists.txt a library build runs: everything up to library mode's
+    `return()`, without comments (the model part below it does not touch libraries)."""
+    text = (REPO_ROOT / "CMakeLists.txt").read_text()
+    start = text.find("if(DEFINED HIL_LIBRARY_CMAKE)")
+    end = text.find("return()", start) if start >= 0 else -1
+    head = text[:end] if end >= 0 else text
+    return "\n".join(line for line in head.splitlines() if not line.lstrip().startswith("#"))
 
 
 def _compiler_id(gcc: str) -> str:
@@ -318,6 +331,10 @@ class _Tree:
     what: str  # in build errors
     named: str  # in "does not fit" errors
     timeout_s: float = _BUILD_TIMEOUT_S
+    #: Resume a tree left without a record (a build that was stopped) instead of starting
+    #: clean: for backend libraries, whose first build takes many minutes. Only Ninja trees,
+    #: whose log marks a command killed half way as not done.
+    resume: bool = False
 
     def ensure(
         self, generator: str, args: list[str], jobs: int, board: Board, compiler: str
@@ -331,10 +348,13 @@ class _Tree:
             record = _valid_record(tree, self.outputs)
             if record is not None:
                 return record, False
+            resumable = self.resume and all(
+                (tree / f).is_file() for f in ("build.ninja", ".ninja_log")
+            )
             with cache_errors():
-                if tree.exists():  # partial, damaged or from an older bench: start clean
+                if tree.exists() and not resumable:  # partial, damaged, older: start clean
                     shutil.rmtree(tree)
-                tree.mkdir(parents=True)
+                tree.mkdir(parents=True, exist_ok=True)
             configure = ["cmake", "-G", generator, "--no-warn-unused-cli"]
             configure += ["-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", "-S", str(REPO_ROOT)]
             configure += ["-B", str(tree), *args]
@@ -342,12 +362,12 @@ class _Tree:
             log: list[str] = []
             for cmd in (configure, compile_):
                 try:
-                    proc = subprocess.run(
-                        cmd, capture_output=True, text=True, timeout=self.timeout_s, check=False
-                    )
+                    proc = _run(cmd, self.timeout_s)
                 except subprocess.TimeoutExpired as exc:
+                    again = " (run again to resume it)" if self.resume else ""
                     raise BuildError(
-                        f"building {self.what} took over {self.timeout_s:.0f} s and was stopped"
+                        f"building {self.what} took over {self.timeout_s:.0f} s and was "
+                        f"stopped{again}"
                     ) from exc
                 log.append(f"$ {shlex.join(cmd)}\n{proc.stdout}{proc.stderr}")
                 if proc.returncode != 0:
@@ -390,6 +410,28 @@ class _Tree:
         if overflows:
             raise ModelTooLargeError(_overflow_message(self.named, overflows, board))
         raise BuildError(f"building {self.what} failed:\n{_error_lines(output)}\n(full log: {log})")
+
+
+def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a build command in a process group of its own, so a timeout (or Ctrl-C) stops the
+    compilers under it too, not only CMake. SIGTERM first: Ninja runs each command in a process
+    group of its own and stops them itself when it is terminated (not when it is killed)."""
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                try:
+                    proc.communicate(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _overflow_message(named: str, overflows: dict[str, int], board: Board) -> str:
