@@ -47,6 +47,8 @@ def test_json_holds_the_contract_keys_and_round_trips() -> None:
         "shape": [1, 8, 8, 4],
         "macs": 90_000,
         "counts": 200_000,
+        "kernel": "",
+        "note": "",
     }
     assert d["outputs_match"] is True and d["within_budget"] is True
     assert d["counts_per_mac"] == 3.0
