@@ -202,3 +202,45 @@ def test_backend_all_gives_one_table_and_json_with_skipped_backends(
     console.print(two.render())
     text = console.export_text()
     assert "instructions/MAC" in text and "5.00" in text and "own_conv" in text
+
+
+_CXX_MODEL = """
+#include "hil_model.h"
+static uint8_t arena[16] __attribute__((aligned(16)));
+struct Scale {
+    explicit Scale(int k_) : k(k_) {}
+    virtual int apply(int x) const { return x * k; }
+    int k;
+};
+static void layer0(void) { static const Scale s(2); arena[4] = (uint8_t)s.apply(arena[0]); }
+extern "C" {
+const hil_io_t hil_model_inputs[] = {{arena, 4u, HIL_DTYPE_INT8}};
+const uint32_t hil_model_num_inputs = 1u;
+const hil_io_t hil_model_outputs[] = {{arena + 4, 4u, HIL_DTYPE_INT8}};
+const uint32_t hil_model_num_outputs = 1u;
+const hil_layer_fn hil_model_layers[] = {layer0};
+const uint32_t hil_model_num_layers = 1u;
+const uint32_t hil_model_arena_bytes = 16u;
+const uint32_t hil_model_id = 0x1234u;
+}
+"""
+
+
+def test_a_cxx_model_project_builds_without_exceptions_or_rtti(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a backend like TFLM generates: C++ sources, compiled with arm-none-eabi-g++."""
+    import shutil
+
+    from hil.boards import load_board
+    from hil.build import build
+
+    if not all(shutil.which(t) for t in ("cmake", "arm-none-eabi-g++")):
+        pytest.skip("cmake or arm-none-eabi-g++ not on PATH: run scripts/setup.sh")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "model.cc").write_text(_CXX_MODEL)
+    result = build(project, load_board("qemu-m4"))
+    assert result.elf.is_file()
+    assert {"-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics"} <= set(result.compile_flags)
+    assert not any(f.endswith(">") for f in result.compile_flags)
