@@ -8,6 +8,7 @@ unset."""
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from zoo import ZOO
 
 from hil.backends import get_backend
 from hil.backends.tflm import TflmBackend
+from hil.backends.tflm import arena as tflm_arena
 from hil.backends.tflm.checkout import DOWNLOADS, MICRO, REQUIRED_API, THIRD_PARTY
 from hil.backends.tflm.resolver import model_ops, parse_resolver, resolver_calls, resolver_table
-from hil.errors import UnsupportedOpError
+from hil.boards import load_board
+from hil.errors import HilError, ModelError, ModelTooLargeError, UnsupportedOpError
 from hil.graph import Graph, Operator, Quantization, Tensor
 from hil.importer import load_tflite
 
@@ -230,3 +233,43 @@ def test_the_resolver_has_exactly_the_ops_of_every_zoo_and_shared_model(
         assert len(calls) == len(ops)
         assert {op for op, method in table.items() if method in calls} == ops, path.name
         assert model_ops(graph)[0] == graph.operators[0].op
+
+
+# -- the probe image's answers ---------------------------------------------------------------
+
+
+def _block(code: int, offsets: tuple[int, ...], message: bytes) -> bytes:
+    block = struct.pack("<6I", 0x4C465448, code, 4096, 8192, 1, 7)
+    block += struct.pack(f"<{len(offsets)}i", *offsets)
+    return block + message.ljust(tflm_arena.MESSAGE_BYTES, b"\0")
+
+
+def test_the_probe_status_block_is_decoded() -> None:
+    status = tflm_arena.parse_status(_block(0, (16, -1, 64), b"Failed; \0junk"), 3)
+    assert (status.code, status.arena_used, status.offsets) == (0, 4096, (16, -1, 64))
+    assert status.message == "Failed"
+    with pytest.raises(HilError, match="status block"):
+        tflm_arena.parse_status(_block(0, (16,), b""), 3)
+    assert tflm_arena.ArenaFit(4097, (), 1).provisioned_bytes == 4112
+    assert tflm_arena.ArenaFit(4096, (), 1).provisioned_bytes == 4096
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "error", "words"),
+    [
+        (3, b"Failed to allocate tail memory. Requested: 900, available 100, missing: 800",
+         ModelTooLargeError, "could not lay out"),
+        (3, b"Didn't find op for builtin opcode 'SOFTMAX'", UnsupportedOpError, "bench bug"),
+        (3, b"Type INT16 (7) not supported.", UnsupportedOpError, "refused model"),
+        (5, b"Node CONV_2D (number 0) failed to invoke with status 1", UnsupportedOpError,
+         "failed to run"),
+        (1, b"model schema version 2", ModelError, "cannot read"),
+    ],
+)
+def test_a_failed_probe_is_explained_with_tflms_words(
+    code: int, message: bytes, error: type, words: str
+) -> None:
+    status = tflm_arena.parse_status(_block(code, (0,), message), 1)
+    exc = tflm_arena.explain(status, model="m", board=load_board("qemu-m4"))
+    assert type(exc) is error and words in str(exc)
+    assert message.decode() in str(exc)

@@ -45,13 +45,17 @@ KERNELS_VAR = "HIL_TFLM_KERNELS"
 REFERENCE = "reference"
 CMSIS_NN = "cmsis_nn"
 
-#: Defines of the library and of the generated project (both must agree: they change the
+#: Defines of the libraries and of the generated project (they must agree: they change the
 #: layout of TFLM's structs). TFLM's Makefile defaults: static memory, kernels optimized for
 #: speed; TF_LITE_MCU_DEBUG_LOG makes TFLITE_ABORT log and stop instead of calling abort();
 #: FLATBUFFERS_LOCALE_INDEPENDENT=0 is what TFLM's flatbuffers patch and Bazel build set.
-#: Not NDEBUG: like TFLM's default build, the kernels keep their DCHECKs (the cmsis_nn glue
-#: checks CMSIS-NN's status only that way).
+#: NDEBUG as in TFLM's `BUILD_TYPE=release_with_logs`, the build its Makefile recommends for
+#: profiling: without it the reference kernels check every index (TFLITE_DCHECK in Offset())
+#: and run about 5x slower than a deployment. Logs and per-operator profiling stay (no
+#: TF_LITE_STRIP_ERROR_STRINGS). A CMSIS-NN status the cmsis_nn glue checks only by DCHECK
+#: would show up as outputs that differ from the reference.
 DEFINES = (
+    "NDEBUG",
     "TF_LITE_STATIC_MEMORY",
     "TF_LITE_MCU_DEBUG_LOG",
     "KERNELS_OPTIMIZED_FOR_SPEED",
@@ -164,7 +168,8 @@ class TflmBackend:
     # -- the library ----------------------------------------------------------------------
 
     def libraries(self, board: Board) -> tuple[Library, ...]:
-        """TFLM's library (and CMSIS-NN's, for the cmsis_nn kernels), in link order."""
+        """TFLM's kernels, TFLM's core (and CMSIS-NN, for the cmsis_nn kernels), in link
+        order. The core does not depend on the kernel set, so both kernel sets share it."""
         checkout = self.checkout()
         kernels = self.kernels()
         sources = checkout.sources(CMSIS_NN if kernels == CMSIS_NN else None)
@@ -179,26 +184,38 @@ class TflmBackend:
             includes += [str(nn_root), str(nn_root / "Include")]
             defines += CMSIS_NN_DEFINES
             extra.append(cmsis.library(board))
-        tflm = Library(
-            name=f"tflm_{kernels}",
-            cmake_file=CMAKE_FILE,
-            key="\n".join([self.version(), *self.flags(board)]),
-            cmake_args=(
-                f"-DHIL_TFLM_CORE_SOURCES={';'.join(map(str, sources.core))}",
-                f"-DHIL_TFLM_KERNEL_SOURCES={';'.join(map(str, sources.kernels))}",
-                f"-DHIL_TFLM_INCLUDES={';'.join(includes)}",
-                f"-DHIL_TFLM_DEFINES={';'.join(defines)}",
-                f"-DHIL_TFLM_CORE_FLAGS={';'.join(CORE_FLAGS)}",
-                f"-DHIL_TFLM_KERNEL_FLAGS={';'.join(KERNEL_FLAGS)}",
-            ),
-            includes=tuple(includes),
-            defines=tuple(defines),
-            cxx=True,
-            label=f"the TFLM library ({kernels} kernels, {ENV_VAR}={checkout.root})",
-            hint=f"check that {ENV_VAR} points at a complete tflite-micro checkout with its "
-            f"third-party headers (docs/backends.md); tested with {TESTED_WITH}",
+        hint = (
+            f"check that {ENV_VAR} points at a complete tflite-micro checkout with its "
+            f"third-party headers (docs/backends.md); tested with {TESTED_WITH}"
         )
-        return (tflm, *extra)
+
+        def part(name: str, files: tuple[Path, ...], flags: tuple[str, ...], what: str,
+                 incs: list[str], defs: list[str], key: str) -> Library:  # fmt: skip
+            return Library(
+                name=name,
+                cmake_file=CMAKE_FILE,
+                key=key,
+                cmake_args=(
+                    f"-DHIL_TFLM_SOURCES={';'.join(map(str, files))}",
+                    f"-DHIL_TFLM_INCLUDES={';'.join(incs)}",
+                    f"-DHIL_TFLM_DEFINES={';'.join(defs)}",
+                    f"-DHIL_TFLM_FLAGS={';'.join(flags)}",
+                ),
+                includes=tuple(incs),
+                defines=tuple(defs),
+                cxx=True,
+                label=f"the TFLM library ({what}, {ENV_VAR}={checkout.root})",
+                hint=hint,
+            )
+
+        base = [checkout.version(), *DEFINES]
+        core = part("tflm_core", sources.core, CORE_FLAGS, "core",
+                    list(checkout.includes()), list(DEFINES),
+                    "\n".join([*base, *CORE_FLAGS]))  # fmt: skip
+        kernel_lib = part(f"tflm_kernels_{kernels}", sources.kernels, KERNEL_FLAGS,
+                          f"{kernels} kernels", includes, defines,
+                          "\n".join([self.version(), *self.flags(board)]))  # fmt: skip
+        return (kernel_lib, core, *extra)
 
     # -- the project ----------------------------------------------------------------------
 
@@ -429,7 +446,8 @@ class _Common:
             outputs=[io_ctx(io) for io in outputs],
             debug=[io_ctx(io) for io in debug],
             resolver_calls=self.calls,
-            message_bytes=arena_mod.MESSAGE_BYTES,
+            # Only the probe's log is read back: the final image keeps RAM for a few bytes.
+            message_bytes=arena_mod.MESSAGE_BYTES if probe else 4,
             id_line=codegen._ID_PLACEHOLDER,
         )
         source, model_id = codegen.stamp_model_id(source)
