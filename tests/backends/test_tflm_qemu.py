@@ -81,9 +81,10 @@ def _profile(model: Path, board: str, **kw: object) -> Report:
     assert report.backend == "tflm" and report.backend_version
     assert report.numerics["rounding"].startswith("double")
     assert report.check == "passed", (report.max_abs_diff, report.check_note)
-    # The smallest arena that works: what TFLM used, rounded up to its 16-byte alignment.
+    # The smallest arena that works (found by the probe on the device): at least what TFLM
+    # uses once set up, in steps of its 16-byte alignment, far below the probe's own.
     used = report.arena_used_bytes
-    assert used and report.arena_bytes == -(-used // 16) * 16
+    assert used and used <= report.arena_bytes < used + 4096 and report.arena_bytes % 16 == 0
     # Every layer timed by the profiler; together they make up the inference.
     counts = [layer.counts for layer in report.layers]
     assert all(c > 0 for c in counts), counts
@@ -122,6 +123,23 @@ def test_zoo_model_runs_on_tflm_and_matches_the_reference(
     conv = [layer for layer in report.layers if layer.op == "CONV_2D"]
     expected = "kernels/cmsis_nn/conv.cc" if kernels == "cmsis_nn" else "kernels/conv.cc"
     assert all(layer.kernel == expected for layer in conv)
+
+
+@pytest.mark.parametrize("kernels", ["reference"], indirect=True)
+@pytest.mark.parametrize("board", BOARDS)
+def test_every_op_the_resolver_registered_is_found(
+    board: str, kernels: str, zoo_model: Callable[[str], Path], tflm_root: Path
+) -> None:
+    """Regression: two_io (FULLY_CONNECTED, CONCATENATION) failed on qemu-m4 with "Didn't find
+    op for builtin opcode 'FULLY_CONNECTED'". GCC 12.2 inlined the set-up of a model with few
+    ops into the function that calls setjmp and miscompiled the resolver there (the second
+    AddX() overwrote the first op); the set-up is now kept out of line (model.cc.j2)."""
+    model = zoo_model("two_io")
+    report = _profile(model, board)
+    _check_resolver(model, board, tflm_root)
+    assert [layer.op for layer in report.layers] == [
+        "FULLY_CONNECTED", "CONCATENATION", "FULLY_CONNECTED"
+    ]
 
 
 @pytest.mark.parametrize("kernels", KERNELS, indirect=True)

@@ -4,11 +4,14 @@ TFLM plans its arena at run time (`AllocateTensors`): tensors, its own bookkeepi
 kernels' scratch buffers, whose sizes depend on the core (CMSIS-NN's DSP kernels want more
 scratch than the plain-C ones) and on 32-bit pointer sizes. A host run of the tflite-micro
 Python package would measure a 64-bit build with other kernels, so the figure is measured
-where it counts: a probe image with a generous arena runs the model once on the target and
-reports `arena_used_bytes()` and where TFLM put each I/O tensor. The final image provisions
-that size rounded up to TFLM's 16-byte arena alignment (the arena itself is 16-aligned, so
-no extra margin is needed: TFLM's header, `micro_interpreter.h`, asks for +16 only for a
-misaligned arena).
+where it counts: a probe image with a generous arena sets the model up on the target and
+reports `arena_used_bytes()`. That figure is not enough on its own: while AllocateTensors
+plans, TFLM's memory planner takes its lists from the free space, so an arena of exactly the
+used size (rounded up to TFLM's 16-byte alignment) fails for small models ("Too many buffers").
+So the probe bisects, on the device, between that size and its own for the smallest arena set-up
+accepts (16-byte steps; interpreters are set up again in the same static storage), sets up
+for good with it, runs one inference there, and reports it with where TFLM put each I/O
+tensor. The final image provisions exactly that size.
 
 The result is cached per model, TFLM version, kernels, flags and board, so the probe runs
 once; later profiles of the same model build the final image straight away.
@@ -38,10 +41,10 @@ PROBE_RAM_SHARE = 5 / 8
 #: Size of the status block's message (TFLM's log lines).
 MESSAGE_BYTES = 192
 #: Bumped when the status block or the probe changes, so old cached figures are not reused.
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 
 _MAGIC = 0x4C465448  # "HTFL"
-_HEADER = struct.Struct("<6I")
+_HEADER = struct.Struct("<7I")
 # Status codes of the probe image (firmware/templates/tflm/model.cc.j2).
 _OK, _BAD_SCHEMA, _RESOLVER_FULL, _ALLOCATE_FAILED, _IO_MISMATCH, _INVOKE_FAILED, _NOT_READY = (
     range(7)
@@ -54,17 +57,15 @@ _WORST_INSTRUCTIONS_PER_MAC = 60
 
 @dataclass(frozen=True)
 class ArenaFit:
-    """What the probe learnt: arena TFLM used, where it put each input and output tensor
-    (byte offsets in the arena, -1 outside it), and the profiler events of one inference."""
+    """What the probe learnt: the arena TFLM uses once set up (`arena_used_bytes()`), the
+    smallest arena its set-up accepts (what the final image provisions), where it put each
+    input and output tensor (byte offsets in the arena, -1 outside it), and the profiler
+    events of one inference."""
 
     used_bytes: int
+    provisioned_bytes: int
     offsets: tuple[int, ...]
     events: int
-
-    @property
-    def provisioned_bytes(self) -> int:
-        """The arena the final image provisions: used, rounded up to the alignment."""
-        return -(-self.used_bytes // ALIGNMENT) * ALIGNMENT
 
 
 def probe_arena_bytes(board: Board) -> int:
@@ -84,6 +85,7 @@ class Status:
     code: int
     arena_used: int
     arena_bytes: int
+    arena_fit: int
     invokes: int
     events: int
     offsets: tuple[int, ...]
@@ -97,13 +99,13 @@ def parse_status(data: bytes, num_io: int) -> Status:
             f"the TFLM probe image answered with a {len(data)}-byte status block, expected "
             f"{status_bytes(num_io)}: rebuild it (clear $HIL_CACHE_DIR/projects)"
         )
-    magic, code, used, size, invokes, events = _HEADER.unpack_from(data)
+    magic, code, used, size, fit, invokes, events = _HEADER.unpack_from(data)
     if magic != _MAGIC:
         raise HilError(f"the TFLM probe image's status block has magic 0x{magic:08x}")
     offsets = struct.unpack_from(f"<{num_io}i", data, _HEADER.size)
     raw = data[_HEADER.size + 4 * num_io :].split(b"\0", 1)[0]
     message = raw.decode("ascii", errors="replace").strip().rstrip(";").strip()
-    return Status(code, used, size, invokes, events, tuple(offsets), message)
+    return Status(code, used, size, fit, invokes, events, tuple(offsets), message)
 
 
 def explain(status: Status, *, model: str, board: Board) -> HilError:
@@ -184,12 +186,13 @@ def find_arena(
             f"{status.events} operator events, expected 1 with {len(project.layers)}: a bench "
             "bug, please report it"
         )
-    fit = ArenaFit(status.arena_used, status.offsets, status.events)
+    fit = ArenaFit(status.arena_used, status.arena_fit, status.offsets, status.events)
     with cache_errors():
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"used_bytes": fit.used_bytes, "offsets": list(fit.offsets),
-                                   "events": fit.events}) + "\n")  # fmt: skip
+        tmp.write_text(json.dumps({"used_bytes": fit.used_bytes,
+                                   "provisioned_bytes": fit.provisioned_bytes,
+                                   "offsets": list(fit.offsets), "events": fit.events}) + "\n")
         os.replace(tmp, cache)
     return fit
 
@@ -197,7 +200,7 @@ def find_arena(
 def _read(path: Path) -> ArenaFit | None:
     try:
         data = json.loads(path.read_text())
-        return ArenaFit(int(data["used_bytes"]), tuple(int(o) for o in data["offsets"]),
-                        int(data["events"]))  # fmt: skip
+        return ArenaFit(int(data["used_bytes"]), int(data["provisioned_bytes"]),
+                        tuple(int(o) for o in data["offsets"]), int(data["events"]))
     except (OSError, ValueError, LookupError, TypeError):
         return None
