@@ -16,7 +16,7 @@ import pytest
 from zoo import ZOO
 
 from hil.backends import get_backend
-from hil.backends.tflm import TflmBackend
+from hil.backends.tflm import TflmBackend, check_semantics
 from hil.backends.tflm import arena as tflm_arena
 from hil.backends.tflm.checkout import DOWNLOADS, MICRO, REQUIRED_API, THIRD_PARTY
 from hil.backends.tflm.resolver import model_ops, parse_resolver, resolver_calls, resolver_table
@@ -68,6 +68,21 @@ def _graph(*ops: str) -> Graph:
     tensors = [Tensor(i, f"t{i}", (1, 4), "int8", q) for i in range(len(ops) + 1)]
     operators = [Operator(i, op, [i], [i + 1]) for i, op in enumerate(ops)]
     return Graph("g", tensors, operators, [0], [len(ops)])
+
+
+def test_a_relu6_that_changes_quantization_is_refused_not_silently_wrong() -> None:
+    """TFLM's RELU6 clamps in the input's quantization and never rescales to the output's
+    (LiteRT does): the zoo's standalone_relu came out up to 131 LSB off on the device."""
+    graph = _graph("CONV_2D", "RELU6")
+    check_semantics(graph, "same")  # equal quantization: TFLM and TFLite agree
+    graph.tensors[2] = Tensor(2, "t2", (1, 4), "int8", Quantization((0.0235,), (-128,)))
+    with pytest.raises(UnsupportedOpError) as err:
+        check_semantics(graph, "rescaled")
+    text = str(err.value)
+    assert "layer 1 (RELU6)" in text and "zero point -128" in text
+    assert "activations_common.cc" in text and "another backend" in text
+    graph.operators[1] = Operator(1, "RELU", [1], [2])  # TFLM's RELU does rescale
+    check_semantics(graph, "relu")
 
 
 def test_the_resolver_registers_each_distinct_op_once_in_order_of_appearance() -> None:
@@ -239,7 +254,7 @@ def test_the_resolver_has_exactly_the_ops_of_every_zoo_and_shared_model(
 
 
 def _block(code: int, offsets: tuple[int, ...], message: bytes) -> bytes:
-    block = struct.pack("<7I", 0x4C465448, code, 4096, 8192, 4160, 1, 7)
+    block = struct.pack("<6I", 0x4C465448, code, 4096, 8192, 1, 7)
     block += struct.pack(f"<{len(offsets)}i", *offsets)
     return block + message.ljust(tflm_arena.MESSAGE_BYTES, b"\0")
 
@@ -247,11 +262,27 @@ def _block(code: int, offsets: tuple[int, ...], message: bytes) -> bytes:
 def test_the_probe_status_block_is_decoded() -> None:
     status = tflm_arena.parse_status(_block(0, (16, -1, 64), b"Failed; \0junk"), 3)
     assert (status.code, status.arena_used, status.offsets) == (0, 4096, (16, -1, 64))
-    assert (status.arena_bytes, status.arena_fit, status.invokes, status.events) == (
-        8192, 4160, 1, 7)
+    assert (status.arena_bytes, status.invokes, status.events) == (8192, 1, 7)
     assert status.message == "Failed"
     with pytest.raises(HilError, match="status block"):
         tflm_arena.parse_status(_block(0, (16,), b""), 3)
+
+
+@pytest.mark.parametrize("used", [644, 656, 4096, 50420])
+@pytest.mark.parametrize("extra", [0, 16, 144, 448, 4000])
+def test_the_smallest_arena_is_found_in_16_byte_steps(used: int, extra: int) -> None:
+    """Bisection between the used size and the probe's arena: sizes below the threshold fail
+    (in the image: a clean error, a fault or a wrong layout, all 'too small')."""
+    need = -(-used // 16) * 16 + extra
+    tried: list[int] = []
+
+    def works(size: int) -> bool:
+        tried.append(size)
+        assert size % 16 == 0 and used <= size + 16
+        return size >= need
+
+    assert tflm_arena.smallest_arena(used, 163840, works) == need
+    assert len(tried) <= 14
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from hil import codegen
 from hil.backends.base import BackendUnavailable
 from hil.build import REPO_ROOT, Library
 from hil.codegen import C_TYPES, GeneratedProject, IoInfo, LayerInfo
-from hil.errors import ModelError
+from hil.errors import ModelError, UnsupportedOpError
 from hil.lowering import lower
 from hil.lowering.base import LowerContext
 
@@ -237,6 +237,7 @@ class TflmBackend:
         if not graph.operators:
             raise ModelError(f"model {model_name!r} has no operators: nothing to profile")
         calls = resolver_calls(graph, resolver_table(checkout.root), checkout=str(checkout.root))
+        check_semantics(graph, model_name)
         libraries = self.libraries(board)
         out = Path(out_dir)
         common = _Common(
@@ -303,6 +304,39 @@ class TflmBackend:
             kernel = where.get(defaults.get(op.op, op.op), "")
             layers.append(LayerInfo(op.index, op.op, shape, macs, kernel))
         return layers
+
+
+#: Ops whose TFLM int8/int16 kernel keeps the input's quantization where TFLite requantizes to
+#: the output's, and where TFLM says so: TFLM's result differs from TFLite's whenever the two
+#: quantizations differ, and nothing on the device would report it.
+KEEPS_INPUT_QUANTIZATION = {
+    "RELU6": "tensorflow/lite/micro/kernels/activations_common.cc (Relu6Prepare: zero and six "
+    "from the input's scale and zero point; no output rescale)",
+}
+
+
+def check_semantics(graph: Graph, model_name: str) -> None:
+    """UnsupportedOpError for an op TFLM would run, but not as TFLite does: a silent
+    difference from the reference is refused up front, saying which layer and why."""
+    for op in graph.operators:
+        where = KEEPS_INPUT_QUANTIZATION.get(op.op)
+        if where is None or not op.inputs or not op.outputs:
+            continue
+        q_in, q_out = graph.tensor(op.inputs[0]).quant, graph.tensor(op.outputs[0]).quant
+        if q_in is None or q_out is None:
+            continue
+        same_zp = q_in.zero_point[0] == q_out.zero_point[0]
+        same_scale = abs(q_in.scale[0] - q_out.scale[0]) <= 1e-6 * abs(q_out.scale[0])
+        if same_zp and same_scale:
+            continue
+        raise UnsupportedOpError(
+            f"model {model_name!r}: layer {op.index} ({op.op}) has input quantization "
+            f"(scale {q_in.scale[0]:.6g}, zero point {q_in.zero_point[0]}) and output "
+            f"quantization (scale {q_out.scale[0]:.6g}, zero point {q_out.zero_point[0]}); "
+            f"TFLM's {op.op} keeps the input's ({where}), so its outputs would differ from "
+            "TFLite's. Use another backend (own, cmsis-nn), or a model whose "
+            f"{op.op} keeps its input's quantization."
+        )
 
 
 @functools.lru_cache(maxsize=4)
