@@ -49,12 +49,22 @@ class ProblemSpec:
 
     `ref_point` (objective space, minimisation) bounds the region whose hypervolume counts; it is
     used by hypervolume-based algorithms and inferred from the data when not given.
+
+    What the GP methods may exploit (`optimizer.models`), all optional: `discrete` gives per
+    input coordinate the bin edges ``(0, ..., 1)`` of an integer or categorical parameter (every
+    point of a bin is the same configuration), ``()`` for a continuous one; `positive_objectives`
+    are the objectives that are strictly positive resources (flash, RAM, latency, MACs);
+    `affine_constraints` gives per constraint ``(j, a, b)`` when its value is always
+    ``a * objective_j + b`` (a budget on an objective), else None.
     """
 
     dim: int
     num_objectives: int
     num_constraints: int = 0
     ref_point: tuple[float, ...] | None = None
+    discrete: tuple[tuple[float, ...], ...] = ()
+    positive_objectives: tuple[int, ...] = ()
+    affine_constraints: tuple[tuple[int, float, float] | None, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -70,6 +80,30 @@ class ProblemSpec:
                     f"ref_point must hold {self.num_objectives} finite values, got {self.ref_point}"
                 )
             object.__setattr__(self, "ref_point", ref)
+        self._check_structure()
+
+    def _check_structure(self) -> None:
+        discrete = tuple(tuple(float(v) for v in e) for e in self.discrete)
+        if discrete and len(discrete) != self.dim:
+            raise OptimizerError(f"discrete must hold {self.dim} entries (one per input)")
+        for i, e in enumerate(discrete):
+            if e and (len(e) < 2 or e[0] != 0 or e[-1] != 1 or list(e) != sorted(set(e))):
+                raise OptimizerError(
+                    f"discrete[{i}] must be () or increasing bin edges from 0 to 1, got {e}"
+                )
+        positive = tuple(int(j) for j in self.positive_objectives)
+        if not all(0 <= j < self.num_objectives for j in positive):
+            raise OptimizerError(f"positive_objectives {positive} name an unknown objective")
+        affine = tuple(None if r is None else (int(r[0]), float(r[1]), float(r[2]))
+                       for r in self.affine_constraints)  # fmt: skip
+        if affine and len(affine) != self.num_constraints:
+            raise OptimizerError(f"affine_constraints must hold {self.num_constraints} entries")
+        for r in affine:
+            if r is not None and not (0 <= r[0] < self.num_objectives and r[1] != 0):
+                raise OptimizerError(f"affine constraint {r}: unknown objective or zero slope")
+        object.__setattr__(self, "discrete", discrete)
+        object.__setattr__(self, "positive_objectives", positive)
+        object.__setattr__(self, "affine_constraints", affine)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,6 +116,11 @@ class ProblemSpec:
             num_objectives=int(data["num_objectives"]),
             num_constraints=int(data.get("num_constraints", 0)),
             ref_point=None if ref is None else tuple(ref),
+            discrete=tuple(tuple(e) for e in data.get("discrete", ())),
+            positive_objectives=tuple(data.get("positive_objectives", ())),
+            affine_constraints=tuple(
+                None if r is None else tuple(r) for r in data.get("affine_constraints", ())
+            ),
         )
 
 

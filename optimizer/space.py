@@ -57,6 +57,11 @@ class Param(ABC):
     def _fail(self, value: Any, expected: str) -> SpaceError:
         return SpaceError(f"{self.name} = {value!r}: expected {expected}")
 
+    def bin_edges(self) -> tuple[float, ...]:
+        """Edges ``(0, ..., 1)`` of the bins a discrete parameter splits [0, 1] into (every
+        point of a bin decodes to the same value); ``()`` for a continuous one."""
+        return ()
+
 
 def _bins(u: float, n: int) -> int:
     return min(int(u * n), n - 1)
@@ -135,6 +140,14 @@ class Int(Param):
         centre = (math.log(v) + math.log(v + 1)) / 2 if self.log else v + 0.5
         return (centre - lo) / (hi - lo)
 
+    def bin_edges(self) -> tuple[float, ...]:
+        lo, hi = self._edges()
+        inner = [
+            ((math.log(v) if self.log else v) - lo) / (hi - lo)
+            for v in range(self.low + 1, self.high + 1)
+        ]
+        return (0.0, *inner, 1.0)
+
     def from_unit(self, u: float) -> int:
         lo, hi = self._edges()
         t = lo + u * (hi - lo)
@@ -169,6 +182,10 @@ class Categorical(Param):
     def from_unit(self, u: float) -> Any:
         return self.choices[_bins(u, len(self.choices))]
 
+    def bin_edges(self) -> tuple[float, ...]:
+        n = len(self.choices)
+        return tuple(k / n for k in range(n + 1))
+
     def describe(self) -> str:
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
@@ -190,6 +207,9 @@ class Bool(Param):
 
     def from_unit(self, u: float) -> bool:
         return u >= 0.5
+
+    def bin_edges(self) -> tuple[float, ...]:
+        return (0.0, 0.5, 1.0)
 
     def describe(self) -> str:
         return "true or false"
@@ -272,6 +292,12 @@ class Space:
             if not self.is_active(p.name, config):
                 config[p.name] = p.default
         return config
+
+    def bin_edges(self) -> tuple[tuple[float, ...], ...]:
+        """Per coordinate, `Param.bin_edges` (what `ProblemSpec.discrete` takes): the GP methods
+        round discrete coordinates to their bin centres. Conditions are not expressed: an
+        inactive parameter's coordinate still looks meaningful to them."""
+        return tuple(p.bin_edges() for p in self.params)
 
     def describe(self) -> str:
         """One line per parameter: name, type and range, default, condition, help."""

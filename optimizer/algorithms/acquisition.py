@@ -7,27 +7,34 @@ from dataclasses import dataclass
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.optim import optimize_acqf
-from botorch.sampling import SobolQMCNormalSampler
+from botorch.sampling import MCSampler
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
 from torch import Tensor
 
 from optimizer.core import Settings
-from optimizer.models import DTYPE, Surrogate
+from optimizer.models import DTYPE, ModellingSettings, Surrogate
 
 
 @dataclass(frozen=True)
-class AcquisitionSettings(Settings):
-    """How the acquisition function is estimated and maximised (botorch's multi-start L-BFGS)."""
+class AcquisitionSettings(ModellingSettings, Settings):
+    """How the acquisition function is estimated and maximised (botorch's multi-start L-BFGS),
+    plus the modelling every GP method shares (`ModellingSettings`)."""
 
     initial_points: int | None = None
     mc_samples: int = 128
     num_restarts: int = 8
     raw_samples: int = 256
     maxiter: int = 100
+    log_objectives: str = "marked"
+    derive_constraints: bool = True
+    round_discrete: bool = True
+
+    def __post_init__(self) -> None:
+        self.check_modelling()
 
 
-def sampler(settings: AcquisitionSettings) -> SobolQMCNormalSampler:
-    return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]))
+def sampler(surrogate: Surrogate, settings: AcquisitionSettings) -> MCSampler:
+    return surrogate.sampler(settings.mc_samples)
 
 
 def maximise(acqf: AcquisitionFunction, dim: int, q: int, settings: AcquisitionSettings) -> Tensor:

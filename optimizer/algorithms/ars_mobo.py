@@ -16,8 +16,9 @@ paper's linear policy; `polish` (the default) runs L-BFGS from the best ARS stat
 gives every policy its own quasi-random weight vector and picks among the policies' proposals
 by qLogNEHVI. Batches (q > 1)
 are built greedily: each further point gets new weights and sees the earlier ones as pending.
-Constraints and failed evaluations enter as GP-modelled constraints. The defaults and the
-ablation that chose them are in docs/optimizer.md.
+Constraints and failed evaluations enter as GP-modelled constraints; the modelling (log
+resources, derived constraints, rounding) is the one every GP method shares
+(`optimizer.models`). The defaults and the ablation that chose them are in docs/optimizer.md.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.generation.gen import gen_candidates_scipy
-from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.sampling import sample_simplex
 from sklearn.cluster import KMeans
 from torch import Tensor
@@ -42,7 +42,7 @@ from optimizer.ars.reward import REWARDS, PerPolicyReward, Reward, chebyshev_ei_
 from optimizer.ars.trainer import ArsConfig, reward_evaluations, train_ensemble
 from optimizer.core import OptimizerError, Settings
 from optimizer.hypervolume import pareto_mask
-from optimizer.models import DTYPE, Surrogate
+from optimizer.models import DTYPE, ModellingSettings, Surrogate, round_discrete
 
 #: Two proposals closer than this (max-norm in the unit cube) count as the same point.
 DUPLICATE_TOLERANCE = 1e-6
@@ -53,7 +53,7 @@ WEIGHTS = ("shared", "stratified")
 
 
 @dataclass(frozen=True)
-class ArsMoboSettings(Settings):
+class ArsMoboSettings(ModellingSettings, Settings):
     initial_points: int | None = None
     policies: int = 4  # L
     directions: int = 8  # N
@@ -77,8 +77,13 @@ class ArsMoboSettings(Settings):
     polish_iterations: int = 50
     #: One shared random weight vector, or a stratified one per policy + qLogNEHVI pick.
     weights: str = "shared"
+    #: The modelling every GP method shares (optimizer.models.ModellingSettings).
+    log_objectives: str = "marked"
+    derive_constraints: bool = True
+    round_discrete: bool = True
 
     def __post_init__(self) -> None:
+        self.check_modelling()
         for name in ("policies", "directions", "top_directions", "horizon", "hidden", "mc_samples"):
             if getattr(self, name) < 1:
                 raise OptimizerError(f"ARS-MOBOpt setting {name} must be >= 1")
@@ -212,7 +217,7 @@ class ArsMobo(ModelBasedOptimizer):
             model=surrogate.model,
             ref_point=(ref if ref is not None else reference_point(surrogate, None)).tolist(),
             X_baseline=surrogate.x_ok,
-            sampler=SobolQMCNormalSampler(sample_shape=torch.Size([s.mc_samples])),
+            sampler=surrogate.sampler(s.mc_samples),
             objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
             constraints=surrogate.constraints or None,
             X_pending=x_pend,
@@ -245,7 +250,11 @@ class ArsMobo(ModelBasedOptimizer):
 
     def _pick(self, states: Tensor, rewards: Tensor, avoid: Tensor) -> Tensor:
         """The best validated state that is not (almost) a point already evaluated or pending;
-        a uniform random point if every policy ended on one (then the reward landscape is flat)."""
+        a uniform random point if every policy ended on one (then the reward landscape is flat).
+        Compared at their bin centres: two states in the same bins are the same configuration
+        (and the GP, rounding too, gives them the same reward)."""
+        discrete = self.modelling().discrete
+        states, avoid = round_discrete(states, discrete), round_discrete(avoid, discrete)
         for i in torch.argsort(rewards, descending=True, stable=True):
             gap = (avoid - states[i]).abs().amax(dim=-1)
             if len(avoid) == 0 or gap.min() > DUPLICATE_TOLERANCE:

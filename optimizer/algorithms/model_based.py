@@ -11,7 +11,14 @@ from botorch.exceptions.errors import ModelFittingError
 from torch import Tensor
 
 from optimizer.core import Optimizer
-from optimizer.models import DTYPE, Surrogate, default_initial_points, fit_surrogate
+from optimizer.models import (
+    DTYPE,
+    Modelling,
+    ModellingSettings,
+    Surrogate,
+    default_initial_points,
+    fit_surrogate,
+)
 
 
 class ModelBasedOptimizer(Optimizer):
@@ -19,7 +26,9 @@ class ModelBasedOptimizer(Optimizer):
 
     The design depends on the seed only, so every model-based algorithm given the same seed
     starts from the same points (a fair comparison). Until two evaluations succeeded there is
-    nothing to model: proposals are then uniform random points.
+    nothing to model: proposals are then uniform random points. The surrogate's modelling
+    (`optimizer.models.ModellingSettings`) is the same for all of them; model proposals come
+    back with discrete coordinates at their bin centres (the point the GP reasoned about).
     """
 
     def initial_points(self) -> int:
@@ -36,7 +45,7 @@ class ModelBasedOptimizer(Optimizer):
             return np.vstack([from_design, self._rng.random((rest, self.spec.dim))])
         with self.seeded_torch():
             try:
-                surrogate = fit_surrogate(x, y, con, ok)
+                surrogate = fit_surrogate(x, y, con, ok, self.modelling())
             except ModelFittingError as exc:
                 # Rare (degenerate data); a random point adds information, a crash loses the run.
                 warnings.warn(
@@ -46,7 +55,14 @@ class ModelBasedOptimizer(Optimizer):
                 )
                 return np.vstack([from_design, self._rng.random((rest, self.spec.dim))])
             chosen = self._propose_with_model(surrogate, rest, self._pending_tensor(from_design))
-        return np.vstack([from_design, chosen.detach().numpy()])
+        chosen = surrogate.round(chosen.detach())
+        return np.vstack([from_design, chosen.numpy()])
+
+    def modelling(self) -> Modelling:
+        """What the surrogate uses of the problem's structure, per this algorithm's settings."""
+        if isinstance(self.settings, ModellingSettings):
+            return self.settings.modelling(self.spec)
+        return Modelling()
 
     def _pending_tensor(self, extra: np.ndarray) -> Tensor | None:
         """Points asked for but not yet told (plus `extra`), for the acquisition's X_pending."""

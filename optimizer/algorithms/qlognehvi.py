@@ -31,7 +31,7 @@ class QLogNEHVI(ModelBasedOptimizer):
             model=surrogate.model,
             ref_point=reference_point(surrogate, self.spec.ref_point).tolist(),
             X_baseline=surrogate.x_ok,
-            sampler=sampler(settings),
+            sampler=sampler(surrogate, settings),
             objective=IdentityMCMultiOutputObjective(
                 outcomes=list(range(surrogate.num_objectives))
             ),

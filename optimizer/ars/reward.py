@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 import torch
 from botorch.acquisition import AcquisitionFunction, qExpectedImprovement, qLogExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
-from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
 from torch import Tensor
 
@@ -65,7 +64,7 @@ def chebyshev_ei_reward(
     acqf = acq_class(
         model=surrogate.model,
         best_f=best_f,
-        sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
+        sampler=surrogate.sampler(mc_samples, seed=seed),
         objective=objective,
         constraints=constraints or None,
         X_pending=x_pending,

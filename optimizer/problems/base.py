@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,11 @@ class Problem(ABC):
         num_constraints: int,
         ideal: Sequence[float],
         ref_point: Sequence[float],
+        **structure: Any,
     ) -> None:
-        self.spec = ProblemSpec(dim, num_objectives, num_constraints, tuple(ref_point))
+        """`structure`: ProblemSpec's optional `discrete`, `positive_objectives` and
+        `affine_constraints` (what the GP methods may exploit)."""
+        self.spec = ProblemSpec(dim, num_objectives, num_constraints, tuple(ref_point), **structure)
         self.indicator = HypervolumeIndicator(ideal, ref_point)
 
     def evaluate(self, x: Sequence[float]) -> Observation:

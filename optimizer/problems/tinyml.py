@@ -44,6 +44,11 @@ RAM_OVERHEAD_KB = 8.0  # stack, runtime state and I/O buffers
 ERROR_REF = 0.3
 
 
+def _equal_bins(n: int) -> tuple[float, ...]:
+    """Edges of n equal bins of [0, 1] (how `decode` maps an integer choice)."""
+    return tuple(k / n for k in range(n + 1))
+
+
 def _conv(h: int, cin: int, cout: int, k: int) -> tuple[int, int]:
     """(parameters, MACs) of a k x k convolution with bias producing an h x h output."""
     return k * k * cin * cout + cout, h * h * k * k * cin * cout
@@ -66,6 +71,15 @@ class TinyMLProblem(Problem):
             num_constraints=3,
             ideal=(0.0, ROM_OVERHEAD_KB, RAM_OVERHEAD_KB, 0.0),
             ref_point=(ERROR_REF, ROM_LIMIT_KB, RAM_LIMIT_KB, FLOPS_LIMIT_M),
+            # blocks, resolution and bit width are integers (5, 3 and 7 equal bins); ROM, RAM
+            # and FLOPs are positive resources, and the three budgets are affine in them.
+            discrete=tuple(_equal_bins(n) if n else () for n in (0, 5, 3, 0, 0, 0, 7, 0)),
+            positive_objectives=(1, 2, 3),
+            affine_constraints=(
+                (1, 1 / ROM_LIMIT_KB, -1.0),
+                (2, 1 / RAM_LIMIT_KB, -1.0),
+                (3, 1 / FLOPS_LIMIT_M, -1.0),
+            ),
         )
 
     @staticmethod

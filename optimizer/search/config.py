@@ -128,9 +128,31 @@ class SearchConfig:
         return {**self.fixed, **self.space.decode(x)}
 
     def problem_spec(self) -> ProblemSpec:
-        """The optimizer's view: normalised objectives, so the reference point is all ones."""
+        """The optimizer's view: normalised objectives, so the reference point is all ones;
+        plus what the GP methods may exploit: the space's discrete bins, the minimised metrics
+        (bytes, ms, operations: positive) as positive objectives, and a constraint on an
+        objective's own metric as affine in its told value (issue 13)."""
         m = len(self.objectives)
-        return ProblemSpec(self.space.dim, m, len(self.constraints), ref_point=(1.0,) * m)
+        index = {o.name: j for j, o in enumerate(self.objectives)}
+        affine = []
+        for c in self.constraints:
+            j = index.get(c.key)
+            if j is None:
+                affine.append(None)
+                continue
+            # told objective t: value = ideal + t * (ref - ideal); told constraint: value / L - 1
+            # (<=) or 1 - value / L (>=).
+            o, sign = self.objectives[j], (1.0 if c.op == "<=" else -1.0)
+            scale = (o.reference - o.ideal) / c.limit
+            affine.append((j, sign * scale, sign * (o.ideal / c.limit - 1.0)))
+        return ProblemSpec(
+            self.space.dim, m, len(self.constraints), ref_point=(1.0,) * m,
+            discrete=self.space.bin_edges(),
+            positive_objectives=tuple(
+                j for j, o in enumerate(self.objectives) if o.sense == "min" and o.ideal == 0
+            ),
+            affine_constraints=tuple(affine),
+        )  # fmt: skip
 
     def optimizer_settings(self) -> dict[str, Any]:
         """Settings for `make_optimizer`: the algorithm's own plus the initial design size."""
