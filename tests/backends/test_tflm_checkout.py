@@ -282,7 +282,8 @@ def test_the_smallest_arena_is_found_in_16_byte_steps(used: int, extra: int) -> 
         return size >= need
 
     assert tflm_arena.smallest_arena(used, 163840, works) == need
-    assert len(tried) <= 14
+    # Each try boots the probe: a need within FIRST_MARGIN of the used size takes few.
+    assert len(tried) <= (7 if extra < tflm_arena.FIRST_MARGIN else 15)
 
 
 @pytest.mark.parametrize(

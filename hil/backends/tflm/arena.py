@@ -222,11 +222,23 @@ def find_arena(
     return fit
 
 
+#: What TFLM needed beyond `arena_used_bytes()` stayed below this on every model measured (at
+#: most 652 bytes: the planner's lists), so the search tries it first and bisects below it.
+FIRST_MARGIN = 1024
+
+
 def smallest_arena(used: int, largest: int, works: Callable[[int], bool]) -> int:
     """The smallest multiple of ALIGNMENT in (used rounded up - ALIGNMENT, `largest`] for which
-    `works` holds, by bisection (`largest` is known to work; below `used` nothing can)."""
-    good = largest
+    `works` holds (`largest` is known to work; below `used` nothing can): FIRST_MARGIN above
+    the used size first, then bisection (about 7 tries instead of 13 for a 160 KiB probe)."""
     bad = -(-used // ALIGNMENT) * ALIGNMENT - ALIGNMENT
+    good = largest
+    guess = bad + ALIGNMENT + FIRST_MARGIN
+    if guess < largest:
+        if works(guess):
+            good = guess
+        else:
+            bad = guess
     while good - bad > ALIGNMENT:
         mid = (bad + (good - bad) // 2) // ALIGNMENT * ALIGNMENT
         if works(mid):
