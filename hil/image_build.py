@@ -15,7 +15,7 @@ def build_images(
     model: str | Path, board: str, out_dir: str | Path, *, backend: str = "own"
 ) -> list[ImageFile]:
     """Import, generate and build `model` for `board`, then write its files into `out_dir`."""
-    from hil.backends import get_backend, require_available
+    from hil.backends import get_backend, project_dir_name, require_available
     from hil.boards import load_board
     from hil.build import build, cache_errors, prepare_cache_dir
     from hil.importer import load_tflite
@@ -25,8 +25,8 @@ def build_images(
     runner = get_backend(backend)
     require_available(runner)
     graph = load_tflite(model)
-    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:16]
-    name = digest if backend == "own" else f"{digest}-{backend}-{target_board.name}"
+    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    name = project_dir_name(runner, digest, target_board)
     with cache_errors():
         project = runner.generate(graph, prepare_cache_dir() / "projects" / name,
                                   board=target_board, model_name=graph.name)  # fmt: skip

@@ -81,7 +81,7 @@ def profile(
     copy instead of its probe (docs/bench-setup.md).
     Raises a HilError subclass for anything that stops the measurement.
     """
-    from hil.backends import get_backend, require_available
+    from hil.backends import get_backend, project_dir_name, require_available
     from hil.boards import load_board
     from hil.build import build, cache_errors, prepare_cache_dir
     from hil.importer import load_tflite, load_tflite_bytes
@@ -130,10 +130,7 @@ def profile(
     model_sha256 = hashlib.sha256(model_bytes).hexdigest()
     with steps("generate" if backend == "own" else f"generate ({backend})"):
         projects = prepare_cache_dir() / "projects"
-        name = model_sha256[:16]
-        if backend != "own" or layers_diff:
-            # Other backends' projects depend on the board (scratch sizes per core).
-            name += f"-{backend}-{target_board.name}" + ("-diff" if layers_diff else "")
+        name = project_dir_name(runner, model_sha256, target_board, layers_diff=layers_diff)
         with cache_errors():
             project = runner.generate(
                 graph, projects / name, board=target_board, model_name=graph.name,

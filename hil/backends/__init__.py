@@ -8,7 +8,9 @@ imported only when asked for, so `hil --help` never pays for them. The protocol 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+from typing import TYPE_CHECKING
 
 from hil.backends.base import (
     Backend,
@@ -17,6 +19,9 @@ from hil.backends.base import (
     checkout_version,
     require_available,
 )
+
+if TYPE_CHECKING:
+    from hil.boards import Board
 
 #: name -> "module:class". Adding a backend = one module implementing `Backend` + one line here.
 _REGISTRY: dict[str, str] = {
@@ -50,6 +55,24 @@ def get_backend(name: str) -> Backend:
             ) from None
         _INSTANCES[name] = getattr(module, cls_name)()
     return _INSTANCES[name]
+
+
+def project_dir_name(
+    backend: Backend, model_sha256: str, board: Board, *, layers_diff: bool = False
+) -> str:
+    """The folder under the cache's projects/ for this model, backend and board.
+
+    The own kernels' project does not depend on the board unless it keeps every tensor
+    (--layers-diff); other backends' projects do (scratch sizes per core), and so do their
+    flags (TFLM's kernel set): a short hash of those keeps two processes that profile the same
+    model with different settings out of each other's folder.
+    """
+    name = model_sha256[:16]
+    if backend.name == "own" and not layers_diff:
+        return name
+    flags = hashlib.sha256("\0".join(backend.flags(board)).encode()).hexdigest()[:8]
+    name += f"-{backend.name}-{board.name}-{flags}"
+    return name + ("-diff" if layers_diff else "")
 
 
 def available_backends() -> tuple[list[Backend], dict[str, str]]:
