@@ -11,6 +11,7 @@
 #include "hil_kernels_path.h"
 #include "hil_quant.h"
 
+
 /* The taps of a window that lie inside the input along one axis: [*lo, *hi). */
 static inline void valid_taps(int32_t start, int32_t k, int32_t dilation, int32_t size,
                               int32_t *lo, int32_t *hi)
@@ -203,6 +204,63 @@ static void dw_taps(const int8_t *x, const int8_t *w, const hil_tap_t *offs, int
 #endif
 #endif
 
+/* hil_output_s8 for a right shift e = -shift in [2, 31]: hil_requantize_q31's e >= 2 branch
+ * alone, so the per-channel loop has no branch on the shift (and GCC keeps its pointers in
+ * registers): the same arithmetic, bit for bit. */
+static inline int8_t dw_output_right2(int32_t x, int32_t m, int32_t e, int32_t out_zp,
+                                      int32_t act_min, int32_t act_max)
+{
+    const int32_t neg = x >> 31; /* all ones when x < 0 */
+    const uint32_t k_lo = 0x40000000u ^ ((uint32_t)neg & 0x80000000u);
+    const int32_t k_hi = neg + (int32_t)(1u << (e - 2));
+    const int32_t v = (hil_mulhi_k(x, m, k_hi, k_lo) >> (e - 1)) + out_zp;
+    return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
+}
+
+/* v clamped to [-128, 127]: one SSAT where the core has it. */
+static inline int8_t dw_sat8(int32_t v)
+{
+#if defined(__ARM_FEATURE_SAT) && defined(__GNUC__)
+    int32_t r; /* inline SSAT: ACLE's __ssat trips -Wsign-conversion in GCC's arm_acle.h */
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return (int8_t)r;
+#else
+    return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+#endif
+}
+
+/* dw_output_right2 over the channels of one pixel, per-channel multipliers and shifts: a
+ * function of its own, so that its few live values stay in registers (in dw_pixels they spill). */
+__attribute__((noinline)) static void dw_requant_right2(const int32_t *acc, const int32_t *folded,
+                                                        const int32_t *mult, const int32_t *shift,
+                                                        int8_t *out, int32_t ch, int32_t out_zp,
+                                                        int32_t act_min, int32_t act_max)
+{
+    if (act_min == -128 && act_max == 127) {
+        /* No activation clamp beyond int8's range: one saturation. */
+        for (int32_t c = 0; c < ch; ++c) {
+            const int32_t x = acc[c] + folded[c];
+            const int32_t e = -shift[c];
+            const int32_t neg = x >> 31;
+            const uint32_t k_lo = 0x40000000u ^ ((uint32_t)neg & 0x80000000u);
+            const int32_t k_hi = neg + (int32_t)(1u << (e - 2));
+            out[c] = dw_sat8((hil_mulhi_k(x, mult[c], k_hi, k_lo) >> (e - 1)) + out_zp);
+        }
+        return;
+    }
+    for (int32_t c = 0; c < ch; ++c) {
+        const int32_t x = acc[c] + folded[c];
+        const int32_t e = -shift[c];
+        const int32_t neg = x >> 31; /* all ones when x < 0 */
+        const uint32_t k_lo = 0x40000000u ^ ((uint32_t)neg & 0x80000000u);
+        const int32_t k_hi = neg + (int32_t)(1u << (e - 2));
+        int32_t v = (hil_mulhi_k(x, mult[c], k_hi, k_lo) >> (e - 1)) + out_zp;
+        v = v < act_min ? act_min : v;
+        v = v > act_max ? act_max : v;
+        out[c] = (int8_t)v;
+    }
+}
+
 /* The buffers of depthwise_mult1, carved from one stack array. */
 typedef struct {
     const int32_t *folded; /* bias - in_zp * sum(w), per channel */
@@ -226,6 +284,11 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
     const int32_t *const folded = buf->folded;
     int32_t *const acc = buf->acc;
     int8_t *out = output;
+    /* Every shift a right shift of at least 2 (the usual case): the branch-free requantization. */
+    int right2 = 1;
+    for (int32_t c = 0; c < (p->per_tensor ? 1 : ch); ++c) {
+        right2 &= out_shift[c] <= -2 && out_shift[c] >= -31;
+    }
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * in_h * in_w * ch;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -266,7 +329,14 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
                     }
                     acc[c] = a;
                 }
-                if (p->per_tensor) {
+                if (right2 && p->per_tensor) {
+                    const int32_t m = out_mult[0], e = -out_shift[0];
+                    for (int32_t c = 0; c < ch; ++c) {
+                        out[c] = dw_output_right2(acc[c] + folded[c], m, e, out_zp, lo, hi);
+                    }
+                } else if (right2) {
+                    dw_requant_right2(acc, folded, out_mult, out_shift, out, ch, out_zp, lo, hi);
+                } else if (p->per_tensor) {
                     const int32_t m = out_mult[0], s = out_shift[0];
                     for (int32_t c = 0; c < ch; ++c) {
                         out[c] = hil_output_s8(acc[c] + folded[c], m, s, out_zp, lo, hi);
