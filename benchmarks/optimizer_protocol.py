@@ -139,7 +139,7 @@ def run_inner(problem_name: str, seed: int, observations: int) -> dict[str, Any]
         torch.manual_seed(seed)
         base = ArsMobo(spec, seed=seed)
         base.tell(history)
-        surrogate = fit_surrogate(*base.arrays())
+        surrogate = fit_surrogate(*base.arrays(), base.modelling())
         ref = reference_point(surrogate, spec.ref_point)
         weights = sample_simplex(spec.num_objectives, dtype=DTYPE)[0]
         # ONE reward for every variant: the QMC base samples are fixed by the seed.
@@ -180,7 +180,7 @@ def rescore(path: Path) -> None:
         torch.manual_seed(seed)
         base = ArsMobo(spec, seed=seed)
         base.tell([problem.evaluate(row) for row in x])
-        surrogate = fit_surrogate(*base.arrays())
+        surrogate = fit_surrogate(*base.arrays(), base.modelling())
         ref = reference_point(surrogate, spec.ref_point)
         weights = torch.as_tensor(data["weights"], dtype=DTYPE)
         reward = chebyshev_ei_reward(surrogate, weights, "log-ei", 64, None, ref, seed=seed)
