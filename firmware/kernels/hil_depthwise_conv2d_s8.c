@@ -85,8 +85,8 @@ static void depthwise_any(const hil_conv_params_t *p, const int8_t *input, const
 typedef intptr_t hil_tap_t;
 #define HIL_TAP_WORDS ((int32_t)(sizeof(hil_tap_t) / 4))
 
-/* acc[c] = sum over the taps t of x[c + offs[2t]] * w[c + offs[2t + 1]], for the channels of
- * one output pixel: `taps` (x offset, w offset) pairs, raw int8 values (the input zero point is
+/* acc[c] = sum over the taps t of x[c + offs[2t]] * w[c + offs[2t + 1]] (plus init[c], the
+ * folded bias, on the DSP path: one LDM per four channels), for the channels of one output pixel: `taps` (x offset, w offset) pairs, raw int8 values (the input zero point is
  * folded into the bias). The DSP sweep does four channels per pass (SMLABB/SMLATT on the
  * sign-extended even and odd bytes, 13 instructions per 4 MACs), `count` groups of four; the
  * Thumb-1 sweep one channel (7 per MAC), `count` channels. */
@@ -97,22 +97,22 @@ dw_taps(const int8_t *x HIL_NAKED_ARG,
         const hil_tap_t *offs HIL_NAKED_ARG,
         int32_t taps HIL_NAKED_ARG,
         int32_t count HIL_NAKED_ARG,
-        int32_t *acc HIL_NAKED_ARG)
+        int32_t *acc HIL_NAKED_ARG,
+        const int32_t *init HIL_NAKED_ARG)
 {
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
         "ldr r12, [sp, #40]\n\t"        /* acc */
         "ldr lr, [sp, #36]\n\t"         /* groups */
+        "ldr r4, [sp, #44]\n\t"         /* init */
         "add lr, r12, lr, lsl #4\n\t"   /* end of acc */
         "add r3, r2, r3, lsl #3\n\t"    /* end of offs */
         "sub sp, sp, #8\n\t"
-        "str r2, [sp]\n\t"
+        "strd r2, r4, [sp]\n\t"         /* start of offs, next init */
         "1:\n\t"
-        "ldr r2, [sp]\n\t"
-        "mov r8, #0\n\t"
-        "mov r9, #0\n\t"
-        "mov r10, #0\n\t"
-        "mov r11, #0\n\t"
+        "ldrd r2, r4, [sp]\n\t"
+        "ldm r4!, {r8, r9, r10, r11}\n\t" /* the sums start at init (the folded bias) */
+        "str r4, [sp, #4]\n\t"
         "2:\n\t"
         "ldrd r4, r5, [r2], #8\n\t"
         "ldr r4, [r0, r4]\n\t"
@@ -136,6 +136,7 @@ dw_taps(const int8_t *x HIL_NAKED_ARG,
         "pop {r4-r11, pc}\n\t");
 }
 #define HIL_DW_LANES 4
+#define HIL_DW_INIT 1
 #elif defined(HIL_ASM_V6M)
 __attribute__((naked, noinline)) static void
 dw_taps(const int8_t *x HIL_NAKED_ARG,
@@ -183,14 +184,22 @@ dw_taps(const int8_t *x HIL_NAKED_ARG,
 #define HIL_DW_LANES 1
 #else
 /* The C the assembly stands for (hosts): channels one at a time. */
+#if defined(HIL_PATH_DSP)
+static void dw_taps(const int8_t *x, const int8_t *w, const hil_tap_t *offs, int32_t taps,
+                    int32_t count, int32_t *acc, const int32_t *init)
+{
+    count *= 4; /* the DSP sweep counts groups of four channels */
+#else
 static void dw_taps(const int8_t *x, const int8_t *w, const hil_tap_t *offs, int32_t taps,
                     int32_t count, int32_t *acc)
 {
-#if defined(HIL_PATH_DSP)
-    count *= 4; /* the DSP sweep counts groups of four channels */
 #endif
     for (int32_t c = 0; c < count; ++c) {
+#if defined(HIL_PATH_DSP)
+        int32_t a = init[c];
+#else
         int32_t a = 0;
+#endif
         for (int32_t t = 0; t < taps; ++t) {
             a += x[c + offs[2 * t]] * w[c + offs[2 * t + 1]];
         }
@@ -199,9 +208,18 @@ static void dw_taps(const int8_t *x, const int8_t *w, const hil_tap_t *offs, int
 }
 #if defined(HIL_PATH_DSP)
 #define HIL_DW_LANES 4
+#define HIL_DW_INIT 1
 #else
 #define HIL_DW_LANES 1
 #endif
+#endif
+
+/* HIL_DW_INIT: the sweep starts each channel's sum at its folded bias (the DSP sweep loads
+ * four with one LDM), so the requantization adds nothing; otherwise it adds the folded bias. */
+#if defined(HIL_DW_INIT)
+#define HIL_DW_ADD(folded, c) ((void)(folded), 0)
+#else
+#define HIL_DW_ADD(folded, c) (folded)[c]
 #endif
 
 /* hil_output_s8 for a right shift e = -shift in [2, 31]: hil_requantize_q31's e >= 2 branch
@@ -239,7 +257,7 @@ __attribute__((noinline)) static void dw_requant_right2(const int32_t *acc, cons
     if (act_min == -128 && act_max == 127) {
         /* No activation clamp beyond int8's range: one saturation. */
         for (int32_t c = 0; c < ch; ++c) {
-            const int32_t x = acc[c] + folded[c];
+            const int32_t x = acc[c] + HIL_DW_ADD(folded, c);
             const int32_t e = -shift[c];
             const int32_t neg = x >> 31;
             const uint32_t k_lo = 0x40000000u ^ ((uint32_t)neg & 0x80000000u);
@@ -249,7 +267,7 @@ __attribute__((noinline)) static void dw_requant_right2(const int32_t *acc, cons
         return;
     }
     for (int32_t c = 0; c < ch; ++c) {
-        const int32_t x = acc[c] + folded[c];
+        const int32_t x = acc[c] + HIL_DW_ADD(folded, c);
         const int32_t e = -shift[c];
         const int32_t neg = x >> 31; /* all ones when x < 0 */
         const uint32_t k_lo = 0x40000000u ^ ((uint32_t)neg & 0x80000000u);
@@ -326,10 +344,18 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
                     offs = buf->border;
                 }
                 if (lanes > 0) {
+#if defined(HIL_DW_INIT)
+                    dw_taps(x, weights, offs, taps, lanes / HIL_DW_LANES, acc, folded);
+#else
                     dw_taps(x, weights, offs, taps, lanes / HIL_DW_LANES, acc);
+#endif
                 }
                 for (int32_t c = lanes; c < ch; ++c) {
+#if defined(HIL_DW_INIT)
+                    int32_t a = folded[c]; /* as the sweep */
+#else
                     int32_t a = 0;
+#endif
                     for (int32_t t = 0; t < taps; ++t) {
                         a += x[c + offs[2 * t]] * weights[c + offs[2 * t + 1]];
                     }
@@ -338,18 +364,18 @@ __attribute__((noinline)) static void dw_pixels(const hil_conv_params_t *p, cons
                 if (right2 && p->per_tensor) {
                     const int32_t m = out_mult[0], e = -out_shift[0];
                     for (int32_t c = 0; c < ch; ++c) {
-                        out[c] = dw_output_right2(acc[c] + folded[c], m, e, out_zp, lo, hi);
+                        out[c] = dw_output_right2(acc[c] + HIL_DW_ADD(folded, c), m, e, out_zp, lo, hi);
                     }
                 } else if (right2) {
                     dw_requant_right2(acc, folded, out_mult, out_shift, out, ch, out_zp, lo, hi);
                 } else if (p->per_tensor) {
                     const int32_t m = out_mult[0], s = out_shift[0];
                     for (int32_t c = 0; c < ch; ++c) {
-                        out[c] = hil_output_s8(acc[c] + folded[c], m, s, out_zp, lo, hi);
+                        out[c] = hil_output_s8(acc[c] + HIL_DW_ADD(folded, c), m, s, out_zp, lo, hi);
                     }
                 } else {
                     for (int32_t c = 0; c < ch; ++c) {
-                        out[c] = hil_output_s8(acc[c] + folded[c], out_mult[c], out_shift[c],
+                        out[c] = hil_output_s8(acc[c] + HIL_DW_ADD(folded, c), out_mult[c], out_shift[c],
                                                out_zp, lo, hi);
                     }
                 }
