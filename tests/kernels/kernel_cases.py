@@ -219,6 +219,9 @@ def conv_case(name: str, rng: np.random.Generator, depthwise: bool = False,
     taps = k_h * k_w * (1 if depthwise else in_c)
     wshape = (1, k_h, k_w, out_c) if depthwise else (out_c, k_h, k_w, in_c)
     ops = _operands(rng, (batches, in_h, in_w, in_c), wshape, out_c, taps)
+    for key in ("mult", "shift"):  # pinned requantization (e.g. the edge of a fast path)
+        if key in fixed:
+            ops[key][:] = fixed[key]
     k = k_h * k_w * in_c
     need = 4 * (2 * out_c + 4 * taps + (out_c + 3) // 4) if depthwise else _conv_need(
         k, in_c
@@ -301,6 +304,14 @@ def random_cases(seed: int, conv: int, depthwise: int, fc: int) -> list[Case]:
                   stride_h=2, stride_w=2, dilation_h=1, dilation_w=1, same=1, in_h=9, in_w=8),
         conv_case("dw_1d", rng, depthwise=True, k_h=5, k_w=1, depth_multiplier=1, in_c=20,
                   stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, same=0, in_h=12, in_w=1),
+    ]
+    # The edge of the M4 depthwise requantization without branches (every shift a right shift
+    # of 2 to 31): -2 takes it, -1 the general path. A small multiplier keeps outputs unclamped.
+    cases += [
+        conv_case(f"dw3x3_shift{-shift}", rng, depthwise=True, k_h=3, k_w=3,
+                  depth_multiplier=1, in_c=12, stride_h=1, stride_w=1, dilation_h=1,
+                  dilation_w=1, same=1, in_h=6, in_w=5, mult=1 << 22, shift=shift)
+        for shift in (-2, -1)
     ]
     return cases
 
