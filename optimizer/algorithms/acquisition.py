@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from botorch.acquisition import AcquisitionFunction
@@ -35,6 +36,20 @@ class AcquisitionSettings(ModellingSettings, Settings):
 
 def sampler(surrogate: Surrogate, settings: AcquisitionSettings) -> MCSampler:
     return surrogate.sampler(settings.mc_samples)
+
+
+def noisy_baseline_kwargs(
+    surrogate: Surrogate, settings: AcquisitionSettings, x_pending: Tensor | None
+) -> dict[str, Any]:
+    """What every noisy (X_baseline) botorch acquisition here is built with: the surrogate,
+    its observed inputs as baseline (pruned), its per-output sampler and the pending points."""
+    return {
+        "model": surrogate.model,
+        "X_baseline": surrogate.x_ok,
+        "sampler": sampler(surrogate, settings),
+        "X_pending": x_pending,
+        "prune_baseline": True,
+    }
 
 
 def maximise(acqf: AcquisitionFunction, dim: int, q: int, settings: AcquisitionSettings) -> Tensor:

@@ -14,8 +14,8 @@ from torch import Tensor
 from optimizer.algorithms.acquisition import (
     AcquisitionSettings,
     maximise,
+    noisy_baseline_kwargs,
     reference_point,
-    sampler,
 )
 from optimizer.algorithms.model_based import ModelBasedOptimizer
 from optimizer.models import Surrogate
@@ -28,16 +28,12 @@ class QLogNEHVI(ModelBasedOptimizer):
     def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         settings: AcquisitionSettings = self.settings  # type: ignore[assignment]
         acqf = qLogNoisyExpectedHypervolumeImprovement(
-            model=surrogate.model,
             ref_point=reference_point(surrogate, self.spec.ref_point).tolist(),
-            X_baseline=surrogate.x_ok,
-            sampler=sampler(surrogate, settings),
             objective=IdentityMCMultiOutputObjective(
                 outcomes=list(range(surrogate.num_objectives))
             ),
             constraints=surrogate.constraints or None,
-            X_pending=x_pending,
-            prune_baseline=True,
             cache_root=False,
+            **noisy_baseline_kwargs(surrogate, settings, x_pending),
         )
         return maximise(acqf, self.spec.dim, q, settings)

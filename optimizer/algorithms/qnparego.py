@@ -27,8 +27,8 @@ from torch import Tensor
 from optimizer.algorithms.acquisition import (
     AcquisitionSettings,
     maximise,
+    noisy_baseline_kwargs,
     reference_point,
-    sampler,
 )
 from optimizer.algorithms.model_based import ModelBasedOptimizer
 from optimizer.models import DTYPE, Surrogate
@@ -55,16 +55,12 @@ class QNParEGO(ModelBasedOptimizer):
                 acqf = self._boxed(surrogate, weights, x_pend)
             else:
                 acqf = qLogNParEGO(
-                    model=surrogate.model,
-                    X_baseline=surrogate.x_ok,
                     scalarization_weights=weights,
-                    sampler=sampler(surrogate, settings),
                     objective=IdentityMCMultiOutputObjective(
                         outcomes=list(range(surrogate.num_objectives))
                     ),
                     constraints=surrogate.constraints or None,
-                    X_pending=x_pend,
-                    prune_baseline=True,
+                    **noisy_baseline_kwargs(surrogate, settings, x_pend),
                 )
             chosen.append(maximise(acqf, self.spec.dim, 1, settings))
         return torch.cat(chosen)
@@ -81,11 +77,7 @@ class QNParEGO(ModelBasedOptimizer):
         )
         box = [(lambda z, i=i: ref[i] - z[..., i]) for i in range(m)]
         return qLogNoisyExpectedImprovement(
-            model=surrogate.model,
-            X_baseline=surrogate.x_ok,
-            sampler=sampler(surrogate, settings),
             objective=GenericMCObjective(lambda z, X=None: scalarise(z[..., :m])),
             constraints=[*surrogate.constraints, *box],
-            X_pending=x_pending,
-            prune_baseline=True,
+            **noisy_baseline_kwargs(surrogate, settings, x_pending),
         )
