@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.optim import optimize_acqf
-from botorch.sampling import MCSampler
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
 from torch import Tensor
 
@@ -34,22 +35,33 @@ class AcquisitionSettings(ModellingSettings, Settings):
         self.check_modelling()
 
 
-def sampler(surrogate: Surrogate, settings: AcquisitionSettings) -> MCSampler:
-    return surrogate.sampler(settings.mc_samples)
-
-
 def noisy_baseline_kwargs(
-    surrogate: Surrogate, settings: AcquisitionSettings, x_pending: Tensor | None
+    surrogate: Surrogate, mc_samples: int, x_pending: Tensor | None
 ) -> dict[str, Any]:
     """What every noisy (X_baseline) botorch acquisition here is built with: the surrogate,
     its observed inputs as baseline (pruned), its per-output sampler and the pending points."""
     return {
         "model": surrogate.model,
         "X_baseline": surrogate.x_ok,
-        "sampler": sampler(surrogate, settings),
+        "sampler": surrogate.sampler(mc_samples),
         "X_pending": x_pending,
         "prune_baseline": True,
     }
+
+
+def log_nehvi(
+    surrogate: Surrogate, ref_point: Tensor, mc_samples: int, x_pending: Tensor | None
+) -> qLogNoisyExpectedHypervolumeImprovement:
+    """qLogNEHVI over the surrogate's objectives with its constraints, for a reference point
+    in the model's (maximisation) space; the one construction the qlognehvi baseline,
+    ARS-MOBOpt's stratified pick and its log-NEHVI reward share."""
+    return qLogNoisyExpectedHypervolumeImprovement(
+        ref_point=ref_point.tolist(),
+        objective=IdentityMCMultiOutputObjective(outcomes=list(range(surrogate.num_objectives))),
+        constraints=surrogate.constraints or None,
+        cache_root=False,
+        **noisy_baseline_kwargs(surrogate, mc_samples, x_pending),
+    )
 
 
 def maximise(acqf: AcquisitionFunction, dim: int, q: int, settings: AcquisitionSettings) -> Tensor:

@@ -14,7 +14,8 @@ uniform random search with as many reward evaluations (the ablation); `policy="l
 paper's linear policy; `polish` (the default) runs L-BFGS from the best ARS states;
 `weights="stratified"`
 gives every policy its own quasi-random weight vector and picks among the policies' proposals
-by qLogNEHVI. Batches (q > 1)
+by qLogNEHVI; `reward="log-nehvi"` trains the policies on qLogNEHVI itself (no scalarisation,
+no weights). Batches (q > 1)
 are built greedily: each further point gets new weights and sees the earlier ones as pending.
 Constraints and failed evaluations enter as GP-modelled constraints; the modelling (log
 resources, derived constraints, rounding) is the one every GP method shares
@@ -28,14 +29,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.generation.gen import gen_candidates_scipy
 from botorch.utils.sampling import sample_simplex
 from sklearn.cluster import KMeans
 from torch import Tensor
 
-from optimizer.algorithms.acquisition import AcquisitionSettings, maximise, reference_point
+from optimizer.algorithms.acquisition import (
+    AcquisitionSettings,
+    log_nehvi,
+    maximise,
+    reference_point,
+)
 from optimizer.algorithms.model_based import ModelBasedOptimizer
 from optimizer.ars.policy import LinearPolicy, MlpPolicy, Policy
 from optimizer.ars.reward import REWARDS, PerPolicyReward, Reward, chebyshev_ei_reward
@@ -50,6 +54,8 @@ DUPLICATE_TOLERANCE = 1e-6
 INNER = ("ars", "lbfgs", "random")
 POLICIES = ("mlp", "linear")
 WEIGHTS = ("shared", "stratified")
+#: The Chebyshev rewards (optimizer.ars.reward) and qLogNEHVI itself, which needs no weights.
+ARS_REWARDS = (*REWARDS, "log-nehvi")
 
 
 @dataclass(frozen=True)
@@ -96,8 +102,8 @@ class ArsMoboSettings(ModellingSettings, Settings):
             )
         if not (self.noise > 0 and self.step_size > 0 and self.max_step > 0):
             raise OptimizerError("ARS-MOBOpt noise, step_size and max_step must be > 0")
-        if self.reward not in REWARDS:
-            raise OptimizerError(f"ARS-MOBOpt reward must be one of {', '.join(REWARDS)}")
+        if self.reward not in ARS_REWARDS:
+            raise OptimizerError(f"ARS-MOBOpt reward must be one of {', '.join(ARS_REWARDS)}")
         for name, allowed in (("inner", INNER), ("policy", POLICIES), ("weights", WEIGHTS)):
             if getattr(self, name) not in allowed:
                 raise OptimizerError(
@@ -106,6 +112,11 @@ class ArsMoboSettings(ModellingSettings, Settings):
                 )
         if self.weights == "stratified" and self.inner != "ars":
             raise OptimizerError('ARS-MOBOpt weights="stratified" needs inner="ars"')
+        if self.weights == "stratified" and self.reward not in REWARDS:
+            raise OptimizerError(
+                f'ARS-MOBOpt weights="stratified" needs a Chebyshev reward '
+                f"({', '.join(REWARDS)}); {self.reward!r} has no weights"
+            )
         if self.polish_iterations < 1:
             raise OptimizerError("ARS-MOBOpt setting polish_iterations must be >= 1")
 
@@ -126,10 +137,14 @@ class ArsMobo(ModelBasedOptimizer):
             if s.weights == "stratified":
                 chosen.append(self._propose_stratified(surrogate, ref, x_pend, avoid))
                 continue
-            weights = sample_simplex(surrogate.num_objectives, dtype=DTYPE)[0]
-            reward = chebyshev_ei_reward(
-                surrogate, weights, s.reward, s.mc_samples, x_pend, ref_point=ref
-            )
+            if s.reward == "log-nehvi":
+                nehvi_ref = reference_point(surrogate, self.spec.ref_point)
+                reward = Reward(log_nehvi(surrogate, nehvi_ref, s.mc_samples, x_pend))
+            else:
+                weights = sample_simplex(surrogate.num_objectives, dtype=DTYPE)[0]
+                reward = chebyshev_ei_reward(
+                    surrogate, weights, s.reward, s.mc_samples, x_pend, ref_point=ref
+                )
             states, rewards = self._maximise(surrogate, reward)
             chosen.append(self._pick(states, rewards, avoid))
         return torch.cat(chosen)
@@ -213,17 +228,8 @@ class ArsMobo(ModelBasedOptimizer):
                 for i, r in enumerate(rewards)
             ]
             states = torch.cat(polished)
-        nehvi = qLogNoisyExpectedHypervolumeImprovement(
-            model=surrogate.model,
-            ref_point=(ref if ref is not None else reference_point(surrogate, None)).tolist(),
-            X_baseline=surrogate.x_ok,
-            sampler=surrogate.sampler(s.mc_samples),
-            objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
-            constraints=surrogate.constraints or None,
-            X_pending=x_pend,
-            prune_baseline=True,
-            cache_root=False,
-        )
+        nehvi_ref = reference_point(surrogate, self.spec.ref_point)
+        nehvi = log_nehvi(surrogate, nehvi_ref, s.mc_samples, x_pend)
         with torch.no_grad():
             scores = nehvi(states.unsqueeze(-2))
         return self._pick(states, torch.nan_to_num(scores, nan=-torch.inf), avoid)

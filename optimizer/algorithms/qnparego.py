@@ -60,7 +60,7 @@ class QNParEGO(ModelBasedOptimizer):
                         outcomes=list(range(surrogate.num_objectives))
                     ),
                     constraints=surrogate.constraints or None,
-                    **noisy_baseline_kwargs(surrogate, settings, x_pend),
+                    **noisy_baseline_kwargs(surrogate, settings.mc_samples, x_pend),
                 )
             chosen.append(maximise(acqf, self.spec.dim, 1, settings))
         return torch.cat(chosen)
@@ -79,5 +79,5 @@ class QNParEGO(ModelBasedOptimizer):
         return qLogNoisyExpectedImprovement(
             objective=GenericMCObjective(lambda z, X=None: scalarise(z[..., :m])),
             constraints=[*surrogate.constraints, *box],
-            **noisy_baseline_kwargs(surrogate, settings, x_pending),
+            **noisy_baseline_kwargs(surrogate, settings.mc_samples, x_pending),
         )

@@ -11,10 +11,12 @@ import torch
 from conftest import FAST
 
 from optimizer.algorithms import make_optimizer
+from optimizer.algorithms.acquisition import log_nehvi, reference_point
 from optimizer.ars.policy import LinearPolicy, MlpPolicy, rollout
-from optimizer.ars.reward import PerPolicyReward
+from optimizer.ars.reward import PerPolicyReward, Reward
 from optimizer.ars.trainer import ArsConfig, reward_evaluations, train_ensemble
 from optimizer.core import OptimizerError
+from optimizer.models import fit_surrogate
 from optimizer.problems import Problem
 
 VARIANTS: dict[str, dict[str, object]] = {
@@ -24,6 +26,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "linear": {"policy": "linear"},
     "polish": {"polish": True, "polish_iterations": 10},
     "stratified": {"weights": "stratified"},
+    "log-nehvi": {"reward": "log-nehvi"},
     "linear+polish+stratified": {
         "policy": "linear",
         "polish": True,
@@ -63,7 +66,7 @@ def test_variant_improves_on_the_initial_design(variant: str) -> None:
     assert hv[-1] > hv[design - 1] + 0.005
 
 
-@pytest.mark.parametrize("variant", ["linear", "stratified"])
+@pytest.mark.parametrize("variant", ["linear", "stratified", "log-nehvi"])
 def test_variant_repeats_exactly_for_a_seed(variant: str) -> None:
     assert _search(VARIANTS[variant], seed=3, budget=7) == _search(
         VARIANTS[variant], seed=3, budget=7
@@ -117,6 +120,23 @@ def test_per_policy_reward_scores_each_chunk_with_its_own_reward() -> None:
         reward(torch.ones(3, 2, dtype=torch.float64))
 
 
+def test_log_nehvi_reward_is_the_baselines_acquisition() -> None:
+    """ARS's log-NEHVI reward scores states exactly as the qlognehvi baseline's acquisition
+    (same model, reference point and pending points), so the variant differs only in how
+    the acquisition is maximised."""
+    problem = Bowls()
+    opt = make_optimizer("ars-mobo", problem.spec, seed=0, **FAST["ars-mobo"])
+    opt.tell([problem.evaluate(p.x) for p in opt.ask(5)])
+    surrogate = fit_surrogate(*opt.arrays(), opt.modelling())
+    ref = reference_point(surrogate, problem.spec.ref_point)
+    states = torch.rand(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    acqf = log_nehvi(surrogate, ref, 64, None)
+    values = Reward(acqf)(states)
+    assert values.shape == (6,)
+    assert torch.equal(values, acqf(states.unsqueeze(-2)).detach())
+    assert ref.tolist() == [-1.0, -1.0]  # the problem's point, negated for maximisation
+
+
 def test_random_inner_gets_the_ars_reward_budget() -> None:
     assert reward_evaluations(ArsConfig(8, 4, 0.05, 0.02, 10, 20), policies=4) == 12840
 
@@ -128,6 +148,8 @@ def test_random_inner_gets_the_ars_reward_budget() -> None:
         {"policy": "rnn"},
         {"weights": "sobol"},
         {"weights": "stratified", "inner": "lbfgs"},
+        {"weights": "stratified", "reward": "log-nehvi"},
+        {"reward": "nehvi"},
         {"polish_iterations": 0},
     ],
 )
