@@ -59,6 +59,9 @@ INNER_VARIANTS: dict[str, dict[str, Any]] = {
     "nu=0.2": {"noise": 0.2, "polish": False},
     "linear,nu=0.2": {"policy": "linear", "noise": 0.2, "polish": False},
     "polish": {"polish": True},
+    # More directions, fewer steps, and the reverse: about the same reward evaluations.
+    "N=16,K=8,it=10": {"directions": 16, "top_directions": 8, "iterations": 10, "polish": False},
+    "N=4,K=2,it=40": {"directions": 4, "top_directions": 2, "iterations": 40, "polish": False},
 }
 
 
