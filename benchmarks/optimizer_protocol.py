@@ -10,8 +10,7 @@ exist (a stopped run resumes where it stopped; partial results survive):
           plus seeded Sobol points up to `--observations`, ONE fitted GP, ONE reward (weights,
           reference box) and ONE set of start states; every variant maximises that same reward
           and the file ``inner/<problem>/seed<NN>.json`` records the best reward each reached
-          and its CPU seconds. ``rescore`` scores every variant's chosen state again with one
-          common reward (for files whose variants each drew their own QMC base samples).
+          and its CPU seconds.
 
     nice -n 10 .venv/bin/python benchmarks/optimizer_protocol.py inner \\
         --problems tinyml,dtlz2,branin-currin --seeds 0-9
@@ -49,8 +48,7 @@ from optimizer.problems import make_problem
 DEFAULT_OUT = Path(__file__).parent / "results" / "optimizer"
 
 #: Inner-optimiser variants: ARS-MOBOpt settings applied to the same reward.
-#: Pinned in full where the default changed: the committed results were made while `polish`
-#: defaulted to off (commits 5c739c7-1243546), and "ars" must stay the bare ensemble.
+#: `polish` is pinned off wherever it is not the point: "ars" is the bare ensemble.
 INNER_VARIANTS: dict[str, dict[str, Any]] = {
     "ars": {"polish": False},
     "lbfgs": {"inner": "lbfgs", "polish": False},
@@ -159,43 +157,15 @@ def run_inner(problem_name: str, seed: int, observations: int) -> dict[str, Any]
             "settings": settings,
             "all_settings": opt.settings.to_dict(),
             "best_reward": float(rewards.max()),
-            "common_reward": float(rewards.max()),  # every variant has the same reward
             "best_state": states[int(rewards.argmax())].tolist(),
             "cpu_seconds": time.process_time() - cpu,
         }
     return out
 
 
-def rescore(path: Path) -> None:
-    """Score every variant's chosen state in `path` with one common reward (same GP fit, same
-    weights, QMC base samples fixed by the seed) and store it as `common_reward`.
-
-    Files written before commit "protocol: one reward per unit" gave each variant its own
-    draw of the 64 QMC base samples; this puts their chosen points on one scale."""
-    data = json.loads(path.read_text())
-    problem = make_problem(data["problem"])
-    seed, spec = data["seed"], problem.spec
-    n0 = default_initial_points(spec.dim)
-    x = make_optimizer("sobol", spec, seed=seed).design_points(n0, n0)
-    extra = qmc.Sobol(d=spec.dim, scramble=True, rng=np.random.default_rng(1000 + seed))
-    x = np.vstack([x, extra.random(max(0, data["observations"] - n0))])[: data["observations"]]
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        base = ArsMobo(spec, seed=seed)
-        base.tell([problem.evaluate(row) for row in x])
-        surrogate = fit_surrogate(*base.arrays(), base.modelling())
-        ref = reference_point(surrogate, spec.ref_point)
-        weights = torch.as_tensor(data["weights"], dtype=DTYPE)
-        reward = chebyshev_ei_reward(surrogate, weights, "log-ei", 64, None, ref, seed=seed)
-    for variant in data["variants"].values():
-        state = torch.as_tensor([variant["best_state"]], dtype=DTYPE)
-        variant["common_reward"] = float(reward(state)[0])
-    _write(path, data)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("loop", "inner", "rescore"))
+    parser.add_argument("part", choices=("loop", "inner"))
     parser.add_argument("--problems", default="tinyml,dtlz2,branin-currin")
     parser.add_argument("--seeds", default="0-9")
     parser.add_argument(
@@ -210,16 +180,6 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     seeds = parse_seeds(args.seeds)
     problems = args.problems.split(",")
-    if args.part == "rescore":
-        for problem in problems:
-            for seed in seeds:
-                path = args.out / "inner" / problem / f"seed{seed:02d}.json"
-                if path.exists() and "common_reward" not in next(
-                    iter(json.loads(path.read_text())["variants"].values())
-                ):
-                    rescore(path)
-                    print(f"rescored {path}", flush=True)
-        return
     # Seed-major order: whatever finishes first is a complete paired comparison.
     for seed in seeds:
         for problem in problems:

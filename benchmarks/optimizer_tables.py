@@ -5,8 +5,7 @@
 Reads what `benchmarks/optimizer_protocol.py` wrote and prints:
 
 - the inner-optimiser ablation: the reward of each variant's chosen state on one fixed reward
-  per (problem, seed) (`common_reward` when the files were rescored, see
-  optimizer_protocol.py), paired differences against ARS with t-based 95 % intervals;
+  per (problem, seed), paired differences against ARS with t-based 95 % intervals;
 - the search comparison: normalised hypervolume after `--at` evaluations, mean and standard
   deviation (ddof=1) over seeds, and the paired difference against `--against` over the seeds
   both methods have (every seed shares its initial design across the GP methods).
@@ -48,10 +47,6 @@ def load(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("seed*.json"))]
 
 
-def _rescored(run: dict[str, Any]) -> bool:
-    return all("common_reward" in v for v in run["variants"].values())
-
-
 def inner_tables(results: Path) -> str:
     runs = load(results / "inner")
     if not runs:
@@ -65,17 +60,15 @@ def inner_tables(results: Path) -> str:
         seeds = [r["seed"] for r in items]
         lines += [
             f"**{problem}** ({len(items)} seeds: {', '.join(map(str, seeds))}; "
-            f"{items[0]['observations']} observations; "
-            f"{'one common reward' if all(_rescored(r) for r in items) else 'own QMC draws'})",
+            f"{items[0]['observations']} observations)",
             "",
             "| inner optimiser | best reward (mean ± sd) | minus ARS: mean [95 % CI] "
             "| beats ARS | CPU s |",
             "|---|---|---|---|---|",
         ]
-        key = "common_reward" if all(_rescored(r) for r in items) else "best_reward"
-        ars = [r["variants"]["ars"][key] for r in items]
+        ars = [r["variants"]["ars"]["best_reward"] for r in items]
         for v in variants:
-            vals = [r["variants"][v][key] for r in items]
+            vals = [r["variants"][v]["best_reward"] for r in items]
             diffs = [a - b for a, b in zip(vals, ars, strict=True)]
             wins = sum(d > 1e-9 for d in diffs)
             cpu = np.mean([r["variants"][v]["cpu_seconds"] for r in items])
