@@ -93,8 +93,8 @@ def loop_tables(results: Path, at: int, against: str) -> str:
             f"**{problem}**, HV after {at} evaluations",
             "",
             f"| method | seeds | HV@{at} mean ± sd | minus {against}: mean [95 % CI] (paired n) "
-            "| s / proposed point |",
-            "|---|---|---|---|---|",
+            f"| ahead of {against} | s / proposed point | CPU s / search |",
+            "|---|---|---|---|---|---|---|",
         ]
         base = methods.get(against, {})
         for method, seeds in methods.items():
@@ -102,9 +102,12 @@ def loop_tables(results: Path, at: int, against: str) -> str:
             common = sorted(set(hv) & set(base))
             diffs = [hv[s] - base[s]["hv"][at - 1] for s in common]
             diff = paired(diffs) + f" ({len(common)})" if method != against else "-"
+            ahead = f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if method != against else "-"
             secs = np.mean([r["seconds_per_proposal"] for r in seeds.values()])
+            cpu = np.mean([r["cpu_seconds"] for r in seeds.values()])
             lines.append(
-                f"| {method} | {len(hv)} | {mean_sd(list(hv.values()))} | {diff} | {secs:.2f} |"
+                f"| {method} | {len(hv)} | {mean_sd(list(hv.values()))} | {diff} | {ahead} "
+                f"| {secs:.2f} | {cpu:.0f} |"
             )
         lines.append("")
     return "\n".join(lines)
