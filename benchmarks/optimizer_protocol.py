@@ -47,6 +47,11 @@ from optimizer.problems import make_problem
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "optimizer"
 
+#: The inner ablation's base: the Chebyshev log-EI reward it builds and the ARS budget it was
+#: run with (12 840 reward evaluations), pinned so that a re-run measures the same thing
+#: whatever ARS-MOBOpt's defaults are.
+INNER_BASE: dict[str, Any] = {"reward": "log-ei", "iterations": 20, "mc_samples": 64}
+
 #: Inner-optimiser variants: ARS-MOBOpt settings applied to the same reward.
 #: `polish` is pinned off wherever it is not the point: "ars" is the bare ensemble.
 INNER_VARIANTS: dict[str, dict[str, Any]] = {
@@ -138,16 +143,18 @@ def run_inner(problem_name: str, seed: int, observations: int) -> dict[str, Any]
     }
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        base = ArsMobo(spec, seed=seed)
+        base = ArsMobo(spec, seed=seed, **INNER_BASE)
         base.tell(history)
         surrogate = fit_surrogate(*base.arrays(), base.modelling())
         ref = reference_point(surrogate, spec.ref_point)
         weights = sample_simplex(spec.num_objectives, dtype=DTYPE)[0]
         # ONE reward for every variant: the QMC base samples are fixed by the seed.
-        reward = chebyshev_ei_reward(surrogate, weights, "log-ei", 64, None, ref, seed=seed)
+        reward = chebyshev_ei_reward(
+            surrogate, weights, INNER_BASE["reward"], INNER_BASE["mc_samples"], None, ref, seed=seed
+        )
     out["weights"] = weights.tolist()
     for variant, settings in INNER_VARIANTS.items():
-        opt = make_optimizer("ars-mobo", spec, seed=seed, **settings)
+        opt = make_optimizer("ars-mobo", spec, seed=seed, **{**INNER_BASE, **settings})
         opt.tell(history)
         cpu = time.process_time()
         with torch.random.fork_rng():

@@ -40,7 +40,7 @@ _SEARCH_KEYS: dict[str, Any] = {
     "objectives": ["accuracy", "flash", "ram", "latency"],
     "constraints": [],
     "reference": None,
-    "algorithm": "qlognehvi",  # the best on the evidence of docs/optimizer.md (issue 13)
+    "algorithm": "ars-mobo",  # the best on the evidence of docs/optimizer.md (issue 13)
     "algorithm_settings": None,
     "budget": 20,
     "initial_design": None,
