@@ -3,8 +3,8 @@ maximised by an ensemble of reinforcement-learning policies trained with Augment
 
 Per proposal: fit the GP surrogate (`optimizer.models`); start L policies from the k-means
 centres of the current Pareto set (in input space); train them with ARS on the reward, each
-rollout H steps through the unit cube; validate each policy with a deterministic rollout,
-polish the best states with L-BFGS and propose the best state reached.
+rollout H steps through the unit cube; validate each policy with a deterministic rollout and
+propose the best state any of them reached.
 
 The reward is qLogNEHVI itself (`reward="log-nehvi"`, the default since issue 13's whole
 searches), or the paper's Chebyshev-EI of random ParEGO weights (`"log-ei"`, `"ei"`;
@@ -12,7 +12,8 @@ searches), or the paper's Chebyshev-EI of random ParEGO weights (`"log-ei"`, `"e
 hypervolume reference box (`reference_box`). Other selectable variants (what each adds is
 measured in docs/optimizer.md): `inner` swaps the ARS ensemble for L-BFGS on the same reward
 (botorch `optimize_acqf`) or for uniform random search with as many reward evaluations;
-`policy="linear"` is the paper's linear policy; `polish=False` is the bare ensemble;
+`policy="linear"` is the paper's linear policy; `polish=True` runs L-BFGS from the best
+ARS states (a better maximiser of a fixed reward, worse whole searches on DTLZ2);
 `weights="stratified"` (Chebyshev rewards only) gives every policy its own quasi-random
 weight vector and picks among the policies' proposals by qLogNEHVI. Batches (q > 1) are built
 greedily: each further point sees the earlier ones as pending (and, with a Chebyshev reward,
@@ -77,9 +78,9 @@ class ArsMoboSettings(ModellingSettings, Settings):
     #: What maximises the reward: the ARS ensemble, or (ablation) L-BFGS / random search.
     inner: str = "ars"
     policy: str = "mlp"
-    #: L-BFGS (at most `polish_iterations` steps) from each policy's best validated state; on
-    #: by default since issue 13's ablation (ARS alone is a weaker maximiser than L-BFGS).
-    polish: bool = True
+    #: L-BFGS (at most `polish_iterations` steps) from each policy's best validated state.
+    #: Off: it maximises a fixed reward better, but whole searches do worse (issue 13).
+    polish: bool = False
     polish_iterations: int = 50
     #: One shared random weight vector, or a stratified one per policy + qLogNEHVI pick.
     weights: str = "shared"

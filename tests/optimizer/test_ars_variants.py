@@ -63,7 +63,8 @@ def _search(settings: dict[str, object], seed: int = 0, budget: int = 10) -> lis
 def test_variant_improves_on_the_initial_design(variant: str) -> None:
     hv = _search(VARIANTS[variant])
     design = FAST["ars-mobo"]["initial_points"]
-    # The bare ensemble gains 0.0094 here, the polished one 0.0086; a stalled search nothing.
+    # With log-NEHVI the bare ensemble gains 0.036 here, the polished one 0.058, the log-EI
+    # reward 0.0094; a stalled search gains nothing.
     assert hv[-1] > hv[design - 1] + 0.005
 
 
