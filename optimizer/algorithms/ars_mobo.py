@@ -128,7 +128,9 @@ class ArsMobo(ModelBasedOptimizer):
 
     def _propose_with_model(self, surrogate: Surrogate, q: int, x_pending: Tensor | None) -> Tensor:
         s: ArsMoboSettings = self.settings  # type: ignore[assignment]
-        ref = reference_point(surrogate, self.spec.ref_point) if s.reference_box else None
+        # One reference point per proposal: qLogNEHVI's, and the Chebyshev rewards' box.
+        point = reference_point(surrogate, self.spec.ref_point)
+        ref = point if s.reference_box else None
         taken = torch.as_tensor(np.array([o.x for o in self.observations]), dtype=DTYPE)
         chosen: list[Tensor] = []
         for _ in range(q):
@@ -136,11 +138,10 @@ class ArsMobo(ModelBasedOptimizer):
             x_pend = torch.cat(pending) if pending else None
             avoid = taken if x_pend is None else torch.cat([taken, x_pend])
             if s.weights == "stratified":
-                chosen.append(self._propose_stratified(surrogate, ref, x_pend, avoid))
+                chosen.append(self._propose_stratified(surrogate, point, ref, x_pend, avoid))
                 continue
             if s.reward == "log-nehvi":
-                nehvi_ref = reference_point(surrogate, self.spec.ref_point)
-                reward = Reward(log_nehvi(surrogate, nehvi_ref, s.mc_samples, x_pend))
+                reward = Reward(log_nehvi(surrogate, point, s.mc_samples, x_pend))
             else:
                 weights = sample_simplex(surrogate.num_objectives, dtype=DTYPE)[0]
                 reward = chebyshev_ei_reward(
@@ -206,7 +207,12 @@ class ArsMobo(ModelBasedOptimizer):
         return torch.cat([polished, states]), torch.cat([reward(polished), rewards])
 
     def _propose_stratified(
-        self, surrogate: Surrogate, ref: Tensor | None, x_pend: Tensor | None, avoid: Tensor
+        self,
+        surrogate: Surrogate,
+        point: Tensor,
+        ref: Tensor | None,
+        x_pend: Tensor | None,
+        avoid: Tensor,
     ) -> Tensor:
         """One quasi-random weight vector per policy, each policy trained on its own reward;
         the policies' best states (polished if asked) ranked by qLogNEHVI."""
@@ -232,8 +238,7 @@ class ArsMobo(ModelBasedOptimizer):
                 for i, r in enumerate(rewards)
             ]
             states = torch.cat(polished)
-        nehvi_ref = reference_point(surrogate, self.spec.ref_point)
-        nehvi = log_nehvi(surrogate, nehvi_ref, s.mc_samples, x_pend)
+        nehvi = log_nehvi(surrogate, point, s.mc_samples, x_pend)
         with torch.no_grad():
             scores = nehvi(states.unsqueeze(-2))
         return self._pick(states, torch.nan_to_num(scores, nan=-torch.inf), avoid)
